@@ -1,0 +1,65 @@
+// Backend: positional I/O on one image (MAIN or SPARE), and Env, which opens
+// backends by path so that tests can swap the POSIX files for memory or for
+// a fault-injecting wrapper.
+//
+// Thread-safety: ReadAt/WriteAt/Sync may be called from many threads at once.
+// Callers that write overlapping bytes concurrently get one of the writes;
+// the engine never does that (see RegionLocks in engine.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "store/status.h"
+
+namespace remapfs {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // Reads exactly n bytes at offset into out. Any alignment is accepted.
+  // REQUIRES: offset + n <= Size().
+  virtual Status ReadAt(uint64_t offset, size_t n, char* out) = 0;
+  // Writes exactly n bytes at offset. An error means the request failed as a
+  // whole; which of its bytes reached the medium is unknown.
+  // REQUIRES: offset + n <= Size().
+  virtual Status WriteAt(uint64_t offset, size_t n, const char* data) = 0;
+  // fdatasync: every write acknowledged before the call is durable when it
+  // returns OK.
+  virtual Status Sync() = 0;
+  virtual uint64_t Size() const = 0;
+  // The path, for messages.
+  virtual const std::string& path() const = 0;
+};
+
+struct BackendOptions {
+  // Open with O_DIRECT even for a regular file. Block devices are always
+  // opened O_DIRECT so that a write error is reported by the write that
+  // caused it (DESIGN.md); regular files use the page cache unless this is set.
+  bool direct = false;
+  // Take an exclusive advisory lock (flock); Busy if another process has it.
+  bool lock = false;
+  bool read_only = false;
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+
+  // The POSIX environment; never deleted.
+  static Env* Default();
+
+  // Opens an existing regular file or block device.
+  virtual Status OpenBackend(const std::string& path, const BackendOptions& options,
+                             std::unique_ptr<Backend>* result) = 0;
+  // Creates a new owner-only regular file of the given size; refuses to
+  // replace an existing file.
+  virtual Status CreateFile(const std::string& path, uint64_t size) = 0;
+  virtual bool FileExists(const std::string& path) = 0;
+  virtual void DeleteFile(const std::string& path) = 0;
+};
+
+}  // namespace remapfs

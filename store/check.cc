@@ -1,0 +1,100 @@
+#include "store/check.h"
+
+namespace remapfs {
+
+Status ValidateParts(const SetInfo& info, Backend* main, Backend* spare) {
+  if (main->Size() != info.main_size) {
+    return Status::Mismatch("MAIN " + main->path() + " is " + std::to_string(main->Size()) +
+                            " bytes but the set was made for " + std::to_string(info.main_size) +
+                            "; was MAIN replaced or resized?");
+  }
+  if (spare->Size() < kSpareHeaderSize) {
+    return Status::Corruption("SPARE " + spare->path() + " is truncated (" + std::to_string(spare->Size()) +
+                              " bytes, no room for its header)");
+  }
+  std::string head(kSpareHeaderSize, '\0');
+  Status s = spare->ReadAt(0, head.size(), head.data());
+  if (!s.ok()) return s;
+  SpareHeader h;
+  s = DecodeSpareHeader(head, &h);
+  if (!s.ok()) return Status::Corruption("SPARE " + spare->path() + ": " + s.message());
+  if (h.uuid != info.uuid) {
+    return Status::Mismatch("SPARE " + spare->path() + " belongs to set " + h.uuid + ", but the DB is of set " +
+                            info.uuid + "; give the spare and DB that were created together");
+  }
+  if (h.sector_size != info.sector_size || h.slot_count != info.slot_count || h.main_size != info.main_size) {
+    return Status::Mismatch("SPARE " + spare->path() + " header disagrees with the DB about the set's geometry");
+  }
+  const uint64_t needed = SlotOffset(h.slot_count, h.sector_size);
+  if (spare->Size() < needed) {
+    return Status::Corruption("SPARE " + spare->path() + " is truncated: " + std::to_string(spare->Size()) +
+                              " bytes, its " + std::to_string(h.slot_count) + " slots need " +
+                              std::to_string(needed));
+  }
+  return Status::OK();
+}
+
+Status LoadTable(MetaStore* store, RemapTable* table, SlotAllocator* alloc, std::vector<std::string>* problems) {
+  const SetInfo& info = store->info();
+  const uint64_t sectors = info.main_size / info.sector_size;
+  auto problem = [&](std::string p) {
+    if (problems->size() < 100) problems->push_back(std::move(p));
+  };
+  Status s = store->LoadBadSlots([&](uint32_t slot) {
+    if (slot >= info.slot_count) {
+      problem("bad slot " + std::to_string(slot) + " is out of range (" + std::to_string(info.slot_count) + " slots)");
+      return;
+    }
+    alloc->MarkBad(slot);
+  });
+  if (!s.ok()) return s;
+  std::vector<uint64_t> slot_owner;  // index: slot; UINT64_MAX: unmapped
+  s = store->LoadSectors([&](uint64_t sector, uint32_t slot) {
+    if (sector >= sectors) {
+      problem("sector " + std::to_string(sector) + " is past the end of MAIN (" + std::to_string(sectors) + " sectors)");
+      return;
+    }
+    if (slot != kPendingSlot) {
+      if (slot >= info.slot_count) {
+        problem("sector " + std::to_string(sector) + " maps to slot " + std::to_string(slot) + ", out of range");
+        return;
+      }
+      if (alloc->is_bad(slot)) {
+        problem("sector " + std::to_string(sector) + " maps to slot " + std::to_string(slot) + ", which is bad");
+        return;
+      }
+      if (slot_owner.empty()) slot_owner.assign(info.slot_count, UINT64_MAX);
+      if (slot_owner[slot] != UINT64_MAX) {
+        problem("slot " + std::to_string(slot) + " is mapped twice, by sectors " +
+                std::to_string(slot_owner[slot]) + " and " + std::to_string(sector));
+        return;
+      }
+      slot_owner[slot] = sector;
+      alloc->MarkUsed(slot);
+    }
+    table->Set(sector, slot);
+  });
+  return s;
+}
+
+Status CheckSet(Env* env, const SetPaths& paths, std::vector<std::string>* problems) {
+  std::unique_ptr<MetaStore> meta;
+  Status s = MetaStore::Open(paths.db, /*read_only=*/true, &meta);
+  if (!s.ok()) return s;
+  s = meta->IntegrityCheck(/*full=*/true, problems);
+  if (!s.ok()) return s;
+  std::unique_ptr<Backend> main, spare;
+  s = env->OpenBackend(paths.main, BackendOptions{.read_only = true}, &main);
+  if (s.ok()) s = env->OpenBackend(paths.spare, BackendOptions{.read_only = true}, &spare);
+  if (!s.ok()) return s;
+  s = ValidateParts(meta->info(), main.get(), spare.get());
+  if (!s.ok()) {
+    problems->push_back(s.message());
+    return Status::OK();
+  }
+  RemapTable table;
+  SlotAllocator alloc(meta->info().slot_count);
+  return LoadTable(meta.get(), &table, &alloc, problems);
+}
+
+}  // namespace remapfs

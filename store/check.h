@@ -1,0 +1,31 @@
+// Consistency of a set: the checks shared by Engine::Open and `remapctl check`.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "store/backend.h"
+#include "store/meta_store.h"
+#include "store/remap_table.h"
+#include "store/set_format.h"
+#include "store/slot_allocator.h"
+
+namespace remapfs {
+
+// Checks that MAIN and SPARE are the parts the DB describes: the spare
+// header decodes and names the DB's UUID, sector size, slot count and MAIN
+// size; MAIN still has that size; SPARE is not truncated. Reads only.
+Status ValidateParts(const SetInfo& info, Backend* main, Backend* spare);
+
+// Loads the DB's table into *table and *alloc (both empty, sized from the
+// DB's identity) and appends a line to *problems for every inconsistency:
+// a sector past MAIN's end, a slot out of range, mapped twice, or both
+// mapped and bad.
+Status LoadTable(MetaStore* store, RemapTable* table, SlotAllocator* alloc, std::vector<std::string>* problems);
+
+// The whole offline check of `remapctl check`: DB integrity, parts, table.
+// Opens everything read-only and without locks. A non-OK Status means the
+// check could not run; a consistent set leaves *problems empty.
+Status CheckSet(Env* env, const SetPaths& paths, std::vector<std::string>* problems);
+
+}  // namespace remapfs

@@ -1,0 +1,612 @@
+#include "store/engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <bitset>
+#include <cerrno>
+#include <cstring>
+
+#include "store/check.h"
+
+namespace remapfs {
+
+namespace {
+
+constexpr int kRegionShift = 20;  // 1 MiB regions
+using Clock = std::chrono::steady_clock;
+
+int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double MsSince(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+}  // namespace
+
+// Locks the stripes of every region that [offset, offset + n) touches, in
+// ascending stripe order, shared or exclusive; unlocks on destruction.
+class Engine::RegionGuard {
+ public:
+  RegionGuard(std::array<std::shared_mutex, 256>& stripes, uint64_t offset, uint64_t n, bool exclusive)
+      : stripes_(stripes), exclusive_(exclusive) {
+    const uint64_t first = offset >> kRegionShift;
+    const uint64_t last = (offset + (n == 0 ? 1 : n) - 1) >> kRegionShift;
+    if (last - first + 1 >= stripes.size()) {
+      held_.set();
+    } else {
+      for (uint64_t r = first; r <= last; ++r) held_.set(r % stripes.size());
+    }
+    for (size_t i = 0; i < stripes.size(); ++i) {
+      if (!held_[i]) continue;
+      if (exclusive_) {
+        stripes_[i].lock();
+      } else {
+        stripes_[i].lock_shared();
+      }
+    }
+  }
+  ~RegionGuard() {
+    for (size_t i = 0; i < stripes_.size(); ++i) {
+      if (!held_[i]) continue;
+      if (exclusive_) {
+        stripes_[i].unlock();
+      } else {
+        stripes_[i].unlock_shared();
+      }
+    }
+  }
+  RegionGuard(const RegionGuard&) = delete;
+  RegionGuard& operator=(const RegionGuard&) = delete;
+
+ private:
+  std::array<std::shared_mutex, 256>& stripes_;
+  const bool exclusive_;
+  std::bitset<256> held_;
+};
+
+// A maximal stretch of sectors served the same way: from MAIN, from
+// consecutive slots, or pending.
+struct Engine::Run {
+  enum Kind { kMain, kSlot, kPending } kind;
+  uint64_t first;  // sector
+  uint64_t count;
+  uint32_t slot;   // first slot, for kSlot
+};
+
+Engine::Engine(const SetInfo& info, const EngineOptions& options)
+    : info_(info), options_(options), rules_(std::make_shared<FaultRules>()), alloc_(info.slot_count) {}
+
+Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::unique_ptr<Engine>* result) {
+  Env* env = options.env ? options.env : Env::Default();
+  std::unique_ptr<MetaStore> meta;
+  Status s = MetaStore::Open(paths.db, /*read_only=*/false, &meta);
+  if (s.IsNotFound()) {
+    return Status::NotFound("DB " + paths.db + " does not exist; make a set first with `remapctl create`");
+  }
+  if (!s.ok()) return s;
+  const SetInfo& info = meta->info();
+  std::unique_ptr<Backend> main, spare;
+  const BackendOptions bo{.direct = options.direct_io, .lock = true};
+  s = env->OpenBackend(paths.main, bo, &main);
+  if (s.ok()) s = env->OpenBackend(paths.spare, bo, &spare);
+  if (s.ok()) s = ValidateParts(info, main.get(), spare.get());
+  if (!s.ok()) return s;
+
+  std::unique_ptr<Engine> engine(new Engine(info, options));
+  if (!info.clean) {
+    spdlog::warn("set {} was not shut down cleanly; checking its table", info.uuid);
+  }
+  std::vector<std::string> problems;
+  s = LoadTable(meta.get(), &engine->table_, &engine->alloc_, &problems);
+  if (s.ok() && !info.clean) s = meta->IntegrityCheck(/*full=*/false, &problems);
+  if (!s.ok()) return s;
+  if (!problems.empty()) {
+    return Status::Corruption("DB " + paths.db + " is inconsistent: " + problems.front() + " (" +
+                              std::to_string(problems.size()) + " problem(s); run `remapctl check`)");
+  }
+  engine->table_.ForEach([&](const Mapping& m) { engine->pending_count_ += m.pending(); });
+
+  std::vector<FaultRule> rules;
+  s = meta->LoadFaultRules(&rules);
+  if (!s.ok()) return s;
+  for (const FaultRule& r : rules) engine->rules_->Add(r);
+  std::vector<std::pair<std::string, uint64_t>> counters;
+  s = meta->LoadCounters(&counters);
+  if (!s.ok()) return s;
+  for (const auto& [name, value] : counters) {
+    for (size_t i = 0; i < static_cast<size_t>(Counter::kCount); ++i) {
+      if (name == CounterName(static_cast<Counter>(i))) engine->counters_.Set(static_cast<Counter>(i), value);
+    }
+  }
+
+  s = meta->SetClean(false);
+  if (!s.ok()) return s;
+  engine->was_clean_ = info.clean;
+  const uint32_t ss = info.sector_size;
+  engine->main_ = std::make_unique<FaultyBackend>(std::move(main), Device::kMain, ss, 0, engine->rules_);
+  engine->spare_ =
+      std::make_unique<FaultyBackend>(std::move(spare), Device::kSpare, ss, kSpareHeaderSize, engine->rules_);
+  engine->meta_ = std::move(meta);
+  Engine* e = engine.get();
+  engine->writer_ = std::make_unique<MetaWriter>(
+      e->meta_.get(), &e->counters_,
+      MetaWriter::Hooks{
+          .sync_data = [e] { return e->SyncData(); },
+          .on_durable =
+              [e](uint64_t seq) {
+                std::unique_lock lock(e->table_mu_);
+                e->alloc_.ReleaseDurable(seq);
+              },
+      },
+      options.commit_interval);
+  spdlog::info("opened set {}: {} sectors of {} bytes, {} remapped, {} pending, {}/{} slots free", info.uuid,
+               e->sector_count(), ss, e->table_.size() - e->pending_count_, e->pending_count_,
+               e->alloc_.free_count(), info.slot_count);
+  *result = std::move(engine);
+  return Status::OK();
+}
+
+Engine::~Engine() { Close(); }
+
+Status Engine::Close() {
+  std::lock_guard close_lock(close_mu_);
+  if (closed_) return Status::OK();
+  closed_ = true;
+  auto t = Clock::now();
+  Status result = SyncData();
+  spdlog::info("shutdown step 3: MAIN and SPARE synced in {:.1f} ms{}", MsSince(t),
+               result.ok() ? "" : " (" + result.ToString() + ")");
+  t = Clock::now();
+  Status s = writer_->Stop();
+  spdlog::info("shutdown step 4: metadata writer committed and stopped in {:.1f} ms{}", MsSince(t),
+               s.ok() ? "" : " (" + s.ToString() + ")");
+  if (result.ok()) result = s;
+  t = Clock::now();
+  // Only an orderly stop marks the set clean; otherwise the next open checks.
+  if (result.ok()) result = meta_->Checkpoint();
+  if (result.ok()) result = meta_->SetClean(true);
+  meta_.reset();
+  spdlog::info("shutdown step 5: DB checkpointed, marked {} and closed in {:.1f} ms",
+               result.ok() ? "clean" : "unclean", MsSince(t));
+  t = Clock::now();
+  main_.reset();
+  spare_.reset();
+  spdlog::info("shutdown step 6: locks released, images closed in {:.1f} ms", MsSince(t));
+  return result;
+}
+
+Status Engine::SyncData() {
+  Status s = spare_->Sync();
+  Status m = main_->Sync();
+  return s.ok() ? m : s;
+}
+
+Status Engine::CheckRange(uint64_t offset, size_t n) const {
+  if (offset > size() || n > size() - offset) {
+    return Status::InvalidArgument("range " + std::to_string(offset) + "+" + std::to_string(n) +
+                                   " is past the end of the image (" + std::to_string(size()) + " bytes)");
+  }
+  return Status::OK();
+}
+
+Status Engine::CheckSector(uint64_t sector) const {
+  if (sector >= sector_count()) {
+    return Status::InvalidArgument("sector " + std::to_string(sector) + " is out of range (the image has " +
+                                   std::to_string(sector_count()) + " sectors)");
+  }
+  return Status::OK();
+}
+
+std::vector<Engine::Run> Engine::RunsFor(uint64_t offset, size_t n) const {
+  const uint64_t ss = sector_size();
+  const uint64_t s0 = offset / ss, s1 = (offset + n + ss - 1) / ss;
+  std::vector<Mapping> maps;
+  {
+    std::shared_lock lock(table_mu_);
+    table_.Collect(s0, s1, &maps);
+  }
+  std::vector<Run> runs;
+  uint64_t cur = s0;
+  for (const Mapping& m : maps) {
+    if (m.sector > cur) runs.push_back(Run{Run::kMain, cur, m.sector - cur, 0});
+    Run* last = runs.empty() ? nullptr : &runs.back();
+    const bool contiguous = last && last->first + last->count == m.sector;
+    if (m.pending()) {
+      if (contiguous && last->kind == Run::kPending) {
+        ++last->count;
+      } else {
+        runs.push_back(Run{Run::kPending, m.sector, 1, 0});
+      }
+    } else if (contiguous && last->kind == Run::kSlot && last->slot + last->count == m.slot) {
+      ++last->count;
+    } else {
+      runs.push_back(Run{Run::kSlot, m.sector, 1, m.slot});
+    }
+    cur = m.sector + 1;
+  }
+  if (cur < s1) runs.push_back(Run{Run::kMain, cur, s1 - cur, 0});
+  return runs;
+}
+
+Status Engine::Read(uint64_t offset, size_t n, char* out) {
+  Status s = CheckRange(offset, n);
+  if (!s.ok()) return s;
+  counters_.Add(Counter::kReads);
+  counters_.Add(Counter::kBytesRead, n);
+  if (n == 0) return s;
+  const uint64_t ss = sector_size(), end = offset + n;
+  RegionGuard guard(regions_, offset, n, /*exclusive=*/false);
+  for (const Run& r : RunsFor(offset, n)) {
+    const uint64_t b = std::max(offset, r.first * ss), e = std::min(end, (r.first + r.count) * ss);
+    char* dst = out + (b - offset);
+    switch (r.kind) {
+      case Run::kPending:
+        s = Status::IOError("sector " + std::to_string(b / ss) + " is pending: unreadable until written", EIO);
+        break;
+      case Run::kSlot:
+        s = spare_->ReadAt(SlotOffset(r.slot, sector_size()) + (b - r.first * ss), e - b, dst);
+        if (!s.ok()) counters_.Add(Counter::kSpareReadErrors);
+        break;
+      case Run::kMain:
+        s = main_->ReadAt(b, e - b, dst);
+        if (!s.ok()) {
+          counters_.Add(Counter::kMainReadErrors);
+          s = ReadMainSlow(b, e, dst);
+        }
+        break;
+    }
+    if (!s.ok()) {
+      counters_.Add(Counter::kReadEIO);
+      return s;
+    }
+  }
+  return s;
+}
+
+// A read of MAIN failed: read sector by sector with retries so that only the
+// sectors that really fail become pending. REQUIRES: region lock held.
+Status Engine::ReadMainSlow(uint64_t begin, uint64_t end, char* out) {
+  const uint64_t ss = sector_size();
+  Status first_error;
+  for (uint64_t sector = begin / ss; sector * ss < end; ++sector) {
+    const uint64_t b = std::max(begin, sector * ss), e = std::min(end, (sector + 1) * ss);
+    Status s;
+    for (int attempt = 0; attempt < std::max(1, options_.read_attempts); ++attempt) {
+      s = main_->ReadAt(b, e - b, out + (b - begin));
+      if (s.ok()) break;
+    }
+    if (!s.ok()) {
+      MarkPendingLocked(sector, "read failed");
+      if (first_error.ok()) {
+        first_error = Status::IOError("sector " + std::to_string(sector) + " of MAIN is unreadable (" +
+                                          s.message() + "); it is now pending",
+                                      EIO);
+      }
+    }
+  }
+  return first_error;
+}
+
+Status Engine::Write(uint64_t offset, size_t n, const char* data) {
+  Status s = CheckRange(offset, n);
+  if (!s.ok()) return s;
+  counters_.Add(Counter::kWrites);
+  counters_.Add(Counter::kBytesWritten, n);
+  if (n == 0) return s;
+  const uint64_t ss = sector_size(), end = offset + n;
+  RegionGuard guard(regions_, offset, n, /*exclusive=*/true);
+  for (const Run& r : RunsFor(offset, n)) {
+    const uint64_t b = std::max(offset, r.first * ss), e = std::min(end, (r.first + r.count) * ss);
+    const char* src = data + (b - offset);
+    switch (r.kind) {
+      case Run::kMain:
+        s = main_->WriteAt(b, e - b, src);
+        if (!s.ok()) {
+          counters_.Add(Counter::kMainWriteErrors);
+          s = WriteMainSlow(b, e, src);
+        }
+        break;
+      case Run::kSlot:
+        s = WriteSlotRun(r, b, e, src);
+        break;
+      case Run::kPending:
+        for (uint64_t sector = r.first; s.ok() && sector < r.first + r.count; ++sector) {
+          const uint64_t sb = std::max(b, sector * ss), se = std::min(e, (sector + 1) * ss);
+          s = RemapSector(sector, static_cast<uint32_t>(sb - sector * ss), se - sb, data + (sb - offset),
+                          "write to a pending sector");
+        }
+        break;
+    }
+    if (!s.ok()) {
+      counters_.Add(Counter::kWriteEIO);
+      return s;
+    }
+  }
+  return s;
+}
+
+// A write to MAIN failed: write sector by sector and remap those that fail.
+// REQUIRES: region lock held exclusively.
+Status Engine::WriteMainSlow(uint64_t begin, uint64_t end, const char* data) {
+  const uint64_t ss = sector_size();
+  for (uint64_t sector = begin / ss; sector * ss < end; ++sector) {
+    const uint64_t b = std::max(begin, sector * ss), e = std::min(end, (sector + 1) * ss);
+    Status s = main_->WriteAt(b, e - b, data + (b - begin));
+    if (!s.ok()) {
+      s = RemapSector(sector, static_cast<uint32_t>(b - sector * ss), e - b, data + (b - begin), "write failed");
+    }
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
+
+// Writes into the slots of a run. Whole sectors go in one request when the
+// range is sector-aligned; partial sectors are a read-modify-write of their
+// slot. A slot whose write fails is marked bad and the sector moves to a new
+// slot. REQUIRES: region lock held exclusively.
+Status Engine::WriteSlotRun(const Run& run, uint64_t begin, uint64_t end, const char* data) {
+  const uint64_t ss = sector_size();
+  if (begin % ss == 0 && end % ss == 0) {
+    Status s = spare_->WriteAt(SlotOffset(run.slot, sector_size()) + (begin - run.first * ss), end - begin, data);
+    if (s.ok()) return s;
+  }
+  std::string merged;
+  for (uint64_t sector = begin / ss; sector * ss < end; ++sector) {
+    const uint64_t b = std::max(begin, sector * ss), e = std::min(end, (sector + 1) * ss);
+    const uint32_t slot = run.slot + static_cast<uint32_t>(sector - run.first);
+    const char* full = data + (b - begin);
+    if (e - b < ss) {
+      merged.resize(ss);
+      Status s = spare_->ReadAt(SlotOffset(slot, sector_size()), ss, merged.data());
+      if (!s.ok()) {
+        counters_.Add(Counter::kSpareReadErrors);
+        return Status::IOError("partial write to sector " + std::to_string(sector) + " needs slot " +
+                                   std::to_string(slot) + ", which is unreadable: " + s.message(),
+                               EIO);
+      }
+      std::memcpy(merged.data() + (b - sector * ss), data + (b - begin), e - b);
+      full = merged.data();
+    }
+    Status s = spare_->WriteAt(SlotOffset(slot, sector_size()), ss, full);
+    if (!s.ok()) {
+      counters_.Add(Counter::kSpareWriteErrors);
+      MarkSlotBad(slot, sector);
+      s = PlaceInNewSlot(sector, full, "slot write failed");
+    }
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
+
+Status Engine::RemapSector(uint64_t sector, uint32_t in_off, size_t len, const char* part, const char* why) {
+  const uint64_t ss = sector_size();
+  if (len == ss) return PlaceInNewSlot(sector, part, why);
+  // A partial sector: the rest comes from MAIN, which must be readable;
+  // remapfs never invents data.
+  std::optional<uint32_t> current;
+  {
+    std::shared_lock lock(table_mu_);
+    current = table_.Find(sector);
+  }
+  std::string full(ss, '\0');
+  Status s = current ? Status::IOError("sector " + std::to_string(sector) + " is pending", EIO)
+                     : main_->ReadAt(sector * ss, ss, full.data());
+  if (!s.ok()) {
+    if (!current) MarkPendingLocked(sector, "read for a partial write failed");
+    return Status::IOError("partial write to sector " + std::to_string(sector) +
+                               " cannot be remapped: the rest of the sector is unreadable (" + s.message() + ")",
+                           EIO);
+  }
+  std::memcpy(full.data() + in_off, part, len);
+  return PlaceInNewSlot(sector, full.data(), why);
+}
+
+Status Engine::PlaceInNewSlot(uint64_t sector, const char* full, const char* why) {
+  for (;;) {
+    std::optional<uint32_t> slot;
+    {
+      std::unique_lock lock(table_mu_);
+      slot = alloc_.Allocate();
+    }
+    if (!slot) {
+      counters_.Add(Counter::kSpareExhausted);
+      RecordEvent(EventKind::kSpareExhausted, sector, -1, why);
+      spdlog::error("no free spare slot for sector {} ({}): SPARE is exhausted", sector, why);
+      return Status::IOError("no free spare slot for sector " + std::to_string(sector) + ": SPARE is exhausted",
+                             EIO);
+    }
+    Status s = spare_->WriteAt(SlotOffset(*slot, sector_size()), sector_size(), full);
+    if (!s.ok()) {
+      counters_.Add(Counter::kSpareWriteErrors);
+      MarkSlotBad(*slot, sector);
+      continue;
+    }
+    {
+      std::unique_lock lock(table_mu_);
+      std::optional<uint32_t> old = table_.Find(sector);
+      if (old && *old == kPendingSlot) --pending_count_;
+      table_.Set(sector, *slot);
+      writer_->Enqueue(PutSector{sector, *slot});
+    }
+    counters_.Add(Counter::kRemaps);
+    RecordEvent(EventKind::kRemapped, sector, *slot, why);
+    spdlog::warn("sector {} remapped to slot {} ({})", sector, *slot, why);
+    return Status::OK();
+  }
+}
+
+void Engine::MarkSlotBad(uint32_t slot, uint64_t sector) {
+  {
+    std::unique_lock lock(table_mu_);
+    alloc_.MarkBad(slot);
+    writer_->Enqueue(PutBadSlot{slot});
+  }
+  RecordEvent(EventKind::kSlotBad, sector, slot, "slot write failed");
+  spdlog::warn("spare slot {} is bad (write failed for sector {})", slot, sector);
+}
+
+void Engine::MarkPendingLocked(uint64_t sector, const char* why) {
+  {
+    std::unique_lock lock(table_mu_);
+    if (table_.Find(sector)) return;  // another reader got there first
+    table_.Set(sector, kPendingSlot);
+    ++pending_count_;
+    writer_->Enqueue(PutSector{sector, kPendingSlot});
+  }
+  counters_.Add(Counter::kPendingMarked);
+  RecordEvent(EventKind::kPending, sector, -1, why);
+  spdlog::warn("sector {} is pending ({})", sector, why);
+}
+
+void Engine::RecordEvent(EventKind kind, uint64_t sector, int64_t slot, std::string detail) {
+  writer_->Enqueue(Event{NowUs(), kind, sector, slot, std::move(detail)});
+}
+
+Status Engine::Flush() {
+  counters_.Add(Counter::kFlushes);
+  Status s = writer_->Flush();
+  if (!s.ok()) counters_.Add(Counter::kFlushErrors);
+  return s;
+}
+
+Status Engine::Remap(uint64_t sector) {
+  Status s = CheckSector(sector);
+  if (!s.ok()) return s;
+  const uint64_t ss = sector_size();
+  RegionGuard guard(regions_, sector * ss, ss, /*exclusive=*/true);
+  std::optional<uint32_t> current;
+  {
+    std::shared_lock lock(table_mu_);
+    current = table_.Find(sector);
+  }
+  if (current) {
+    return Status::InvalidArgument("sector " + std::to_string(sector) + " is already " +
+                                   (*current == kPendingSlot ? "pending; write it to remap it"
+                                                             : "remapped to slot " + std::to_string(*current)));
+  }
+  std::string data(ss, '\0');
+  s = main_->ReadAt(sector * ss, ss, data.data());
+  if (!s.ok()) {
+    counters_.Add(Counter::kMainReadErrors);
+    s = ReadMainSlow(sector * ss, (sector + 1) * ss, data.data());
+    if (!s.ok()) return s;
+  }
+  return PlaceInNewSlot(sector, data.data(), "manual remap");
+}
+
+Status Engine::Unremap(uint64_t sector) {
+  Status s = CheckSector(sector);
+  if (!s.ok()) return s;
+  const uint64_t ss = sector_size();
+  RegionGuard guard(regions_, sector * ss, ss, /*exclusive=*/true);
+  std::optional<uint32_t> slot;
+  {
+    std::shared_lock lock(table_mu_);
+    slot = table_.Find(sector);
+  }
+  if (!slot) return Status::NotFound("sector " + std::to_string(sector) + " is neither remapped nor pending");
+  if (*slot != kPendingSlot) {
+    // Copy back, then verify MAIN holds it, before the mapping goes.
+    std::string data(ss, '\0'), check(ss, '\0');
+    s = spare_->ReadAt(SlotOffset(*slot, sector_size()), ss, data.data());
+    if (!s.ok()) {
+      counters_.Add(Counter::kSpareReadErrors);
+      return s;
+    }
+    s = main_->WriteAt(sector * ss, ss, data.data());
+    if (s.ok()) s = main_->ReadAt(sector * ss, ss, check.data());
+    if (s.ok() && data != check) s = Status::IOError("read-back differs", EIO);
+    if (!s.ok()) {
+      return Status::IOError("MAIN still fails at sector " + std::to_string(sector) + " (" + s.message() +
+                                 "); the remap is kept",
+                             EIO);
+    }
+  }
+  {
+    std::unique_lock lock(table_mu_);
+    table_.Erase(sector);
+    const uint64_t seq = writer_->Enqueue(EraseSector{sector});
+    if (*slot == kPendingSlot) {
+      --pending_count_;
+    } else {
+      alloc_.Release(*slot, seq);
+    }
+  }
+  counters_.Add(Counter::kUnremaps);
+  RecordEvent(EventKind::kUnremapped, sector, *slot == kPendingSlot ? -1 : int64_t{*slot}, "unremap");
+  spdlog::info("sector {} unremapped", sector);
+  return Status::OK();
+}
+
+Status Engine::MarkPending(uint64_t sector) {
+  Status s = CheckSector(sector);
+  if (!s.ok()) return s;
+  RegionGuard guard(regions_, sector * sector_size(), sector_size(), /*exclusive=*/true);
+  {
+    std::shared_lock lock(table_mu_);
+    std::optional<uint32_t> slot = table_.Find(sector);
+    if (slot && *slot != kPendingSlot) {
+      return Status::InvalidArgument("sector " + std::to_string(sector) + " is remapped to slot " +
+                                     std::to_string(*slot) + "; unremap it first");
+    }
+  }
+  MarkPendingLocked(sector, "marked by hand");
+  return Status::OK();
+}
+
+Status Engine::AddFaultRule(const FaultRule& rule, FaultRule* added) {
+  Status s = rule.Validate(rule.device == Device::kMain ? sector_count() : info_.slot_count);
+  if (!s.ok()) return s;
+  *added = rules_->Add(rule);
+  writer_->Enqueue(PutFaultRule{*added});
+  spdlog::info("fault rule {} added: {}", added->id, added->ToString());
+  return Status::OK();
+}
+
+Status Engine::RemoveFaultRule(uint64_t id) {
+  if (!rules_->Remove(id)) return Status::NotFound("no fault rule with id " + std::to_string(id));
+  writer_->Enqueue(EraseFaultRule{id});
+  spdlog::info("fault rule {} removed", id);
+  return Status::OK();
+}
+
+void Engine::ClearFaultRules() {
+  rules_->Clear();
+  writer_->Enqueue(EraseFaultRule{0});
+  spdlog::info("fault rules cleared");
+}
+
+std::vector<FaultRule> Engine::ListFaultRules() const { return rules_->List(); }
+
+std::vector<Mapping> Engine::List(uint64_t first, uint64_t end) const {
+  std::vector<Mapping> out;
+  std::shared_lock lock(table_mu_);
+  table_.Collect(first, end, &out);
+  return out;
+}
+
+Health Engine::GetHealth() const {
+  Health h;
+  h.counters = counters_.Snapshot();
+  {
+    std::shared_lock lock(table_mu_);
+    h.pending_sectors = pending_count_;
+    h.remapped_sectors = table_.size() - pending_count_;
+    h.slots_total = alloc_.slot_count();
+    h.slots_free = alloc_.free_count();
+    h.slots_used = alloc_.used_count();
+    h.slots_bad = alloc_.bad_count();
+    h.slots_quarantined = alloc_.quarantined_count();
+    h.table_bytes = table_.MemoryBytes();
+  }
+  h.was_clean = was_clean_;
+  Status s = writer_->error();
+  if (!s.ok()) h.store_error = s.ToString();
+  return h;
+}
+
+}  // namespace remapfs

@@ -1,0 +1,137 @@
+// Engine: the remap engine of one open set. Byte-addressed read, write and
+// flush of the exposed image, with the behaviour of DESIGN.md: a failed MAIN
+// write remaps its bad sectors and succeeds; a failed MAIN read is retried,
+// then answers EIO and makes the sector pending; a write to a pending sector
+// remaps it; a failed slot write marks the slot bad and takes another.
+//
+// Concurrency: every method is thread-safe. Requests take per-region locks
+// (1 MiB regions, 256 stripes): reads shared, writes and table edits
+// exclusive. So two writers hitting one bad sector allocate one slot, a slot
+// is never read while its mapping changes, and a read-modify-write of a slot
+// cannot lose a concurrent update. The table and slot allocator sit behind
+// one more lock, held only for lookups and edits, never during I/O.
+// Lock order: region stripes (ascending), then table lock, then the writer's.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "store/backend.h"
+#include "store/changes.h"
+#include "store/fault.h"
+#include "store/health.h"
+#include "store/meta_store.h"
+#include "store/metadata_writer.h"
+#include "store/remap_table.h"
+#include "store/set_format.h"
+#include "store/slot_allocator.h"
+
+namespace remapfs {
+
+struct EngineOptions {
+  Env* env = nullptr;  // nullptr: Env::Default()
+  // Open regular-file images O_DIRECT too (block devices always are).
+  bool direct_io = false;
+  // Attempts per sector when a read of MAIN failed, before it is pending.
+  int read_attempts = 3;
+  // The metadata writer commits at least this often while changes wait.
+  std::chrono::milliseconds commit_interval{1000};
+};
+
+class Engine {
+ public:
+  // Opens a set. Refuses with one clear line, and modifies nothing, when the
+  // parts do not belong together, MAIN's size changed, a file is corrupt or
+  // truncated, or another process has the set (Busy).
+  static Status Open(const SetPaths& paths, const EngineOptions& options, std::unique_ptr<Engine>* result);
+  // Closes (see Close) if not done yet.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // The ordered shutdown, steps 3-6 of DESIGN.md, each logged with its
+  // duration: sync MAIN and SPARE; commit what is pending and stop the
+  // metadata writer; checkpoint the WAL, mark the DB clean and close it;
+  // release the locks and close the images.
+  // REQUIRES: no request is in flight or will start (the caller stopped them).
+  Status Close();
+
+  // REQUIRES for I/O: offset + n <= size().
+  Status Read(uint64_t offset, size_t n, char* out);
+  Status Write(uint64_t offset, size_t n, const char* data);
+  // Makes every acknowledged write and table change durable (DESIGN.md,
+  // durability 2).
+  Status Flush();
+
+  // Copies a readable normal sector to a slot and serves it from there.
+  Status Remap(uint64_t sector);
+  // Serves a sector from MAIN again: a remapped one is copied back and
+  // verified first; a pending one is simply forgotten.
+  Status Unremap(uint64_t sector);
+  // Declares a normal sector unreadable (reads fail until it is written).
+  Status MarkPending(uint64_t sector);
+
+  Status AddFaultRule(const FaultRule& rule, FaultRule* added);
+  Status RemoveFaultRule(uint64_t id);
+  void ClearFaultRules();
+  std::vector<FaultRule> ListFaultRules() const;
+
+  // Table entries with sector in [first, end), in order.
+  std::vector<Mapping> List(uint64_t first, uint64_t end) const;
+  Health GetHealth() const;
+
+  uint64_t size() const { return info_.main_size; }
+  uint32_t sector_size() const { return info_.sector_size; }
+  uint64_t sector_count() const { return info_.main_size / info_.sector_size; }
+  const std::string& uuid() const { return info_.uuid; }
+
+ private:
+  class RegionGuard;
+  struct Run;
+
+  Engine(const SetInfo& info, const EngineOptions& options);
+
+  Status CheckRange(uint64_t offset, size_t n) const;
+  Status CheckSector(uint64_t sector) const;
+  std::vector<Run> RunsFor(uint64_t offset, size_t n) const;
+  Status SyncData();
+
+  Status ReadMainSlow(uint64_t begin, uint64_t end, char* out);
+  Status WriteMainSlow(uint64_t begin, uint64_t end, const char* data);
+  Status WriteSlotRun(const Run& run, uint64_t begin, uint64_t end, const char* data);
+  // Writes `len` bytes at `in_off` of `sector` into a new slot, filling the
+  // rest of the sector from its current place. REQUIRES: region lock held.
+  Status RemapSector(uint64_t sector, uint32_t in_off, size_t len, const char* part, const char* why);
+  // Puts a full sector into a new slot and maps it. REQUIRES: region lock held.
+  Status PlaceInNewSlot(uint64_t sector, const char* full, const char* why);
+  void MarkSlotBad(uint32_t slot, uint64_t sector);
+  void MarkPendingLocked(uint64_t sector, const char* why);
+  void RecordEvent(EventKind kind, uint64_t sector, int64_t slot, std::string detail);
+
+  const SetInfo info_;
+  const EngineOptions options_;
+  const std::shared_ptr<FaultRules> rules_;
+  std::unique_ptr<MetaStore> meta_;
+  std::unique_ptr<Backend> main_;
+  std::unique_ptr<Backend> spare_;
+  Counters counters_;
+  bool was_clean_ = true;
+
+  std::array<std::shared_mutex, 256> regions_;
+  mutable std::shared_mutex table_mu_;
+  RemapTable table_;       // GUARDED_BY(table_mu_)
+  SlotAllocator alloc_;    // GUARDED_BY(table_mu_)
+  uint64_t pending_count_ = 0;  // GUARDED_BY(table_mu_)
+
+  std::unique_ptr<MetaWriter> writer_;
+  std::mutex close_mu_;
+  bool closed_ = false;    // GUARDED_BY(close_mu_)
+};
+
+}  // namespace remapfs

@@ -1,0 +1,44 @@
+#include "store/health.h"
+
+namespace remapfs {
+
+std::string_view CounterName(Counter c) {
+  switch (c) {
+    case Counter::kReads: return "reads";
+    case Counter::kWrites: return "writes";
+    case Counter::kBytesRead: return "bytes_read";
+    case Counter::kBytesWritten: return "bytes_written";
+    case Counter::kFlushes: return "flushes";
+    case Counter::kFlushErrors: return "flush_errors";
+    case Counter::kMainReadErrors: return "main_read_errors";
+    case Counter::kMainWriteErrors: return "main_write_errors";
+    case Counter::kSpareReadErrors: return "spare_read_errors";
+    case Counter::kSpareWriteErrors: return "spare_write_errors";
+    case Counter::kRemaps: return "remaps";
+    case Counter::kUnremaps: return "unremaps";
+    case Counter::kPendingMarked: return "pending_marked";
+    case Counter::kReadEIO: return "read_eio";
+    case Counter::kWriteEIO: return "write_eio";
+    case Counter::kSpareExhausted: return "spare_exhausted";
+    case Counter::kCount: break;
+  }
+  return "?";
+}
+
+std::vector<std::pair<std::string, uint64_t>> Counters::Snapshot() const {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (size_t i = 0; i < v_.size(); ++i) {
+    out.emplace_back(std::string(CounterName(static_cast<Counter>(i))), v_[i].load(std::memory_order_relaxed));
+  }
+  return out;
+}
+
+std::string Health::State() const {
+  if (!store_error.empty()) return "store-failing";
+  if (slots_free == 0 && slots_quarantined == 0) return "spare-exhausted";
+  if (uint64_t{slots_free} * 10 < slots_total) return "spare-low";
+  if (pending_sectors != 0 || slots_bad != 0) return "degraded";
+  return "ok";
+}
+
+}  // namespace remapfs

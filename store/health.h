@@ -1,0 +1,67 @@
+// Counters for every event of the engine, and the Health snapshot that
+// `remapctl status` shows. Counters are lifetime totals: loaded from the DB
+// at open and saved with every commit.
+//
+// Thread-safety: Counters may be bumped and read from any thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace remapfs {
+
+enum class Counter : uint8_t {
+  kReads,             // read requests
+  kWrites,            // write requests
+  kBytesRead,
+  kBytesWritten,
+  kFlushes,
+  kFlushErrors,       // flushes that failed (sync or commit)
+  kMainReadErrors,    // failed reads of MAIN, before retries
+  kMainWriteErrors,   // failed writes of MAIN, before isolation
+  kSpareReadErrors,
+  kSpareWriteErrors,  // each one made a slot bad
+  kRemaps,            // sectors moved to a slot (write failure or manual)
+  kUnremaps,
+  kPendingMarked,     // sectors that became pending
+  kReadEIO,           // read requests answered with EIO
+  kWriteEIO,          // write requests answered with EIO
+  kSpareExhausted,    // remaps refused because no slot was free
+  kCount
+};
+
+std::string_view CounterName(Counter c);
+
+class Counters {
+ public:
+  void Add(Counter c, uint64_t n = 1) { v_[Index(c)].fetch_add(n, std::memory_order_relaxed); }
+  uint64_t Get(Counter c) const { return v_[Index(c)].load(std::memory_order_relaxed); }
+  void Set(Counter c, uint64_t n) { v_[Index(c)].store(n, std::memory_order_relaxed); }
+  // (name, value) of every counter, in enum order.
+  std::vector<std::pair<std::string, uint64_t>> Snapshot() const;
+
+ private:
+  static size_t Index(Counter c) { return static_cast<size_t>(c); }
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(Counter::kCount)> v_{};
+};
+
+struct Health {
+  std::vector<std::pair<std::string, uint64_t>> counters;
+  uint64_t remapped_sectors = 0;
+  uint64_t pending_sectors = 0;
+  uint32_t slots_total = 0, slots_free = 0, slots_used = 0, slots_bad = 0;
+  uint32_t slots_quarantined = 0;  // freed, waiting for a durable commit
+  size_t table_bytes = 0;
+  bool was_clean = true;            // the last stop was orderly
+  std::string store_error;          // the last failed commit, if any
+  // "ok", "degraded" (slots bad or sectors pending), "spare-low" (<10% free),
+  // "spare-exhausted", or "store-failing".
+  std::string State() const;
+};
+
+}  // namespace remapfs

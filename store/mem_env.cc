@@ -1,0 +1,148 @@
+#include "store/mem_env.h"
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <set>
+
+namespace remapfs {
+
+namespace {
+constexpr uint64_t kBlock = 512;
+}
+
+struct MemEnv::File {
+  std::mutex mu;
+  std::string current;          // what readers see
+  std::string durable;          // what survives a power cut
+  std::set<uint64_t> dirty;     // blocks written since the last Sync
+  bool locked = false;
+};
+
+namespace {
+
+class MemBackend final : public Backend {
+ public:
+  MemBackend(std::string path, std::shared_ptr<MemEnv::File> file, bool locked)
+      : path_(std::move(path)), file_(std::move(file)), locked_(locked) {}
+  ~MemBackend() override {
+    if (locked_) {
+      std::lock_guard lock(file_->mu);
+      file_->locked = false;
+    }
+  }
+
+  Status ReadAt(uint64_t offset, size_t n, char* out) override {
+    std::lock_guard lock(file_->mu);
+    if (offset + n > file_->current.size()) return Status::IOError("read beyond the end of " + path_, EIO);
+    std::memcpy(out, file_->current.data() + offset, n);
+    return Status::OK();
+  }
+
+  Status WriteAt(uint64_t offset, size_t n, const char* data) override {
+    std::lock_guard lock(file_->mu);
+    if (offset + n > file_->current.size()) return Status::IOError("write beyond the end of " + path_, EIO);
+    std::memcpy(file_->current.data() + offset, data, n);
+    for (uint64_t b = offset / kBlock; b * kBlock < offset + n; ++b) file_->dirty.insert(b);
+    return Status::OK();
+  }
+
+  Status Sync() override {
+    std::lock_guard lock(file_->mu);
+    for (uint64_t b : file_->dirty) {
+      std::memcpy(file_->durable.data() + b * kBlock, file_->current.data() + b * kBlock, kBlock);
+    }
+    file_->dirty.clear();
+    return Status::OK();
+  }
+
+  uint64_t Size() const override {
+    std::lock_guard lock(file_->mu);
+    return file_->current.size();
+  }
+  const std::string& path() const override { return path_; }
+
+ private:
+  const std::string path_;
+  const std::shared_ptr<MemEnv::File> file_;
+  const bool locked_;
+};
+
+}  // namespace
+
+MemEnv::MemEnv() = default;
+MemEnv::~MemEnv() = default;
+
+Status MemEnv::OpenBackend(const std::string& path, const BackendOptions& options,
+                           std::unique_ptr<Backend>* result) {
+  std::shared_ptr<File> file;
+  {
+    std::lock_guard lock(mu_);
+    auto it = files_.find(path);
+    if (it == files_.end()) return Status::FromErrno("open " + path, ENOENT);
+    file = it->second;
+  }
+  if (options.lock) {
+    std::lock_guard lock(file->mu);
+    if (file->locked) return Status::Busy(path + " is in use by another remapfs process");
+    file->locked = true;
+  }
+  *result = std::make_unique<MemBackend>(path, file, options.lock);
+  return Status::OK();
+}
+
+Status MemEnv::CreateFile(const std::string& path, uint64_t size) {
+  if (size % kBlock != 0) return Status::InvalidArgument("MemEnv sizes are multiples of 512");
+  std::lock_guard lock(mu_);
+  if (files_.count(path)) return Status::FromErrno("create " + path, EEXIST);
+  auto f = std::make_shared<File>();
+  f->current.assign(size, '\0');
+  f->durable = f->current;
+  files_.emplace(path, std::move(f));
+  return Status::OK();
+}
+
+bool MemEnv::FileExists(const std::string& path) {
+  std::lock_guard lock(mu_);
+  return files_.count(path) != 0;
+}
+
+void MemEnv::DeleteFile(const std::string& path) {
+  std::lock_guard lock(mu_);
+  files_.erase(path);
+}
+
+void MemEnv::PowerCut(uint64_t seed, bool tear) {
+  std::mt19937_64 rng(seed);
+  std::lock_guard lock(mu_);
+  for (auto& [path, file] : files_) {
+    std::lock_guard flock(file->mu);
+    for (uint64_t b : file->dirty) {
+      if (tear && (rng() & 1)) {
+        std::memcpy(file->durable.data() + b * kBlock, file->current.data() + b * kBlock, kBlock);
+      }
+    }
+    file->dirty.clear();
+    file->current = file->durable;
+  }
+}
+
+std::string MemEnv::Contents(const std::string& path) {
+  std::lock_guard lock(mu_);
+  auto it = files_.find(path);
+  if (it == files_.end()) return {};
+  std::lock_guard flock(it->second->mu);
+  return it->second->current;
+}
+
+void MemEnv::Poke(const std::string& path, uint64_t offset, const std::string& bytes) {
+  std::lock_guard lock(mu_);
+  auto it = files_.find(path);
+  if (it == files_.end()) return;
+  File& f = *it->second;
+  std::lock_guard flock(f.mu);
+  f.current.replace(offset, bytes.size(), bytes);
+  f.durable.replace(offset, bytes.size(), bytes);
+}
+
+}  // namespace remapfs

@@ -1,0 +1,45 @@
+// MemEnv: an Env whose files live in memory, for tests and fuzzers. Each file
+// remembers what was written since its last Sync, so a test can simulate a
+// power cut: unsynced writes are dropped, or torn at 512-byte granularity.
+//
+// Thread-safety: all methods are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "store/backend.h"
+
+namespace remapfs {
+
+class MemEnv final : public Env {
+ public:
+  MemEnv();
+  ~MemEnv() override;
+
+  Status OpenBackend(const std::string& path, const BackendOptions& options,
+                     std::unique_ptr<Backend>* result) override;
+  Status CreateFile(const std::string& path, uint64_t size) override;
+  bool FileExists(const std::string& path) override;
+  void DeleteFile(const std::string& path) override;
+
+  // Simulates a power cut on every file: each 512-byte block written since
+  // the file's last Sync keeps its old content, or, with tear == true, keeps
+  // the new content with probability 1/2 (seeded). Readers see the result.
+  void PowerCut(uint64_t seed, bool tear);
+  // A copy of a file's current bytes (for comparisons in tests).
+  std::string Contents(const std::string& path);
+  // Overwrites bytes of a file, durably (to corrupt it in a test).
+  void Poke(const std::string& path, uint64_t offset, const std::string& bytes);
+
+  struct File;
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<File>> files_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace remapfs

@@ -1,0 +1,316 @@
+#include "store/meta_store.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "store/remap_table.h"
+
+namespace remapfs {
+
+namespace {
+
+const char* const kSchema = R"sql(
+CREATE TABLE set_info(
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  uuid TEXT NOT NULL,
+  sector_size INTEGER NOT NULL,
+  main_size INTEGER NOT NULL,
+  slot_count INTEGER NOT NULL,
+  created_us INTEGER NOT NULL,
+  clean INTEGER NOT NULL,
+  last_error TEXT NOT NULL DEFAULT '');
+CREATE TABLE sectors(sector INTEGER PRIMARY KEY, slot INTEGER);  -- slot NULL: pending
+CREATE TABLE bad_slots(slot INTEGER PRIMARY KEY);
+CREATE TABLE fault_rules(
+  id INTEGER PRIMARY KEY, device TEXT NOT NULL, first_sector INTEGER NOT NULL,
+  sector_count INTEGER NOT NULL, op TEXT NOT NULL, times INTEGER NOT NULL,
+  probability REAL NOT NULL, seed INTEGER NOT NULL, delay_ms INTEGER NOT NULL);
+CREATE TABLE events(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, time_us INTEGER NOT NULL, kind TEXT NOT NULL,
+  sector INTEGER NOT NULL, slot INTEGER, detail TEXT NOT NULL);
+CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+)sql";
+
+}  // namespace
+
+Status MetaStore::Create(const std::string& path, const SetInfo& info) {
+  if (::access(path.c_str(), F_OK) == 0) {
+    return Status::InvalidArgument("DB " + path + " already exists; remapctl create never overwrites a set");
+  }
+  std::unique_ptr<sqlite::Database> db;
+  Status s = sqlite::Database::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db);
+  if (!s.ok()) return s;
+  s = db->Exec("PRAGMA journal_mode=WAL");
+  if (s.ok()) s = db->Exec("PRAGMA synchronous=FULL");
+  if (s.ok()) {
+    sqlite::Transaction txn(*db);
+    s = txn.status();
+    if (s.ok()) s = db->Exec(kSchema);
+    if (s.ok()) {
+      s = db->Exec("PRAGMA application_id=" + std::to_string(kApplicationId) +
+                   "; PRAGMA user_version=" + std::to_string(kFormatVersion));
+    }
+    if (s.ok()) {
+      sqlite::Statement st;
+      s = st.Prepare(*db,
+                     "INSERT INTO set_info(id, uuid, sector_size, main_size, slot_count, created_us, clean) "
+                     "VALUES (1, ?, ?, ?, ?, ?, 1)");
+      if (s.ok()) {
+        s = st.Bind(1, info.uuid)
+                .Bind(2, int64_t{info.sector_size})
+                .Bind(3, static_cast<int64_t>(info.main_size))
+                .Bind(4, int64_t{info.slot_count})
+                .Bind(5, info.created_us)
+                .Run();
+      }
+    }
+    if (s.ok()) s = txn.Commit();
+  }
+  if (!s.ok()) {
+    db.reset();
+    for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((path + suffix).c_str());
+  }
+  return s;
+}
+
+Status MetaStore::Open(const std::string& path, bool read_only, std::unique_ptr<MetaStore>* result) {
+  if (::access(path.c_str(), F_OK) != 0) {
+    return Status::FromErrno("DB " + path, errno);
+  }
+  std::unique_ptr<sqlite::Database> db;
+  Status s = sqlite::Database::Open(path, read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE, &db);
+  if (!s.ok()) return s;
+  std::unique_ptr<MetaStore> store(new MetaStore(std::move(db)));
+  s = store->ReadInfo();
+  if (!s.ok()) return s;
+  if (!read_only) {
+    s = store->db_->Exec("PRAGMA synchronous=FULL");
+    if (!s.ok()) return s;
+  }
+  *result = std::move(store);
+  return Status::OK();
+}
+
+MetaStore::~MetaStore() = default;
+
+Status MetaStore::ReadInfo() {
+  sqlite3_busy_timeout(db_->handle(), 5000);
+  const std::string& path = db_->path();
+  sqlite::Statement st;
+  bool row = false;
+  Status s = st.Prepare(*db_, "PRAGMA application_id");
+  if (s.ok()) s = st.Step(&row);
+  if (!s.ok()) return Status::Corruption(path + " is not a remapfs DB (" + s.message() + ")");
+  if (!row || st.Int(0) != kApplicationId) {
+    return Status::Corruption(path + " is not a remapfs DB (wrong application_id)");
+  }
+  s = st.Prepare(*db_, "PRAGMA user_version");
+  if (s.ok()) s = st.Step(&row);
+  if (!s.ok()) return s;
+  if (st.Int(0) != kFormatVersion) {
+    return Status::Corruption("DB " + path + " has format version " + std::to_string(st.Int(0)) +
+                              "; this remapfs reads version " + std::to_string(kFormatVersion));
+  }
+  s = st.Prepare(*db_,
+                 "SELECT uuid, sector_size, main_size, slot_count, created_us, clean, last_error "
+                 "FROM set_info WHERE id = 1");
+  if (s.ok()) s = st.Step(&row);
+  if (!s.ok()) return Status::Corruption("DB " + path + " is damaged: " + s.message());
+  if (!row) return Status::Corruption("DB " + path + " has no set identity row");
+  info_.uuid = st.Text(0);
+  info_.sector_size = static_cast<uint32_t>(st.Int(1));
+  info_.main_size = static_cast<uint64_t>(st.Int(2));
+  info_.slot_count = static_cast<uint32_t>(st.Int(3));
+  info_.created_us = st.Int(4);
+  info_.clean = st.Int(5) != 0;
+  info_.last_error = st.Text(6);
+  if ((info_.sector_size != 512 && info_.sector_size != 4096) || info_.main_size == 0 ||
+      info_.main_size % info_.sector_size != 0) {
+    return Status::Corruption("DB " + path + " holds an impossible set identity (sector size " +
+                              std::to_string(info_.sector_size) + ", MAIN size " +
+                              std::to_string(info_.main_size) + ")");
+  }
+  return Status::OK();
+}
+
+Status MetaStore::LoadSectors(const std::function<void(uint64_t, uint32_t)>& fn) {
+  sqlite::Statement st;
+  Status s = st.Prepare(*db_, "SELECT sector, slot FROM sectors ORDER BY sector");
+  bool row = false;
+  while (s.ok() && (s = st.Step(&row)).ok() && row) {
+    fn(static_cast<uint64_t>(st.Int(0)), st.IsNull(1) ? kPendingSlot : static_cast<uint32_t>(st.Int(1)));
+  }
+  return s;
+}
+
+Status MetaStore::LoadBadSlots(const std::function<void(uint32_t)>& fn) {
+  sqlite::Statement st;
+  Status s = st.Prepare(*db_, "SELECT slot FROM bad_slots ORDER BY slot");
+  bool row = false;
+  while (s.ok() && (s = st.Step(&row)).ok() && row) fn(static_cast<uint32_t>(st.Int(0)));
+  return s;
+}
+
+Status MetaStore::LoadFaultRules(std::vector<FaultRule>* rules) {
+  sqlite::Statement st;
+  Status s = st.Prepare(*db_,
+                        "SELECT id, device, first_sector, sector_count, op, times, probability, seed, "
+                        "delay_ms FROM fault_rules ORDER BY id");
+  bool row = false;
+  while (s.ok() && (s = st.Step(&row)).ok() && row) {
+    FaultRule r;
+    r.id = static_cast<uint64_t>(st.Int(0));
+    auto device = ParseDevice(st.Text(1));
+    auto op = ParseFaultOp(st.Text(4));
+    if (!device || !op) return Status::Corruption("DB " + path() + ": fault rule " + std::to_string(r.id) + " is damaged");
+    r.device = *device;
+    r.sectors = {static_cast<uint64_t>(st.Int(2)), static_cast<uint64_t>(st.Int(3))};
+    r.op = *op;
+    r.times = static_cast<uint64_t>(st.Int(5));
+    r.probability = st.Double(6);
+    r.seed = static_cast<uint64_t>(st.Int(7));
+    r.delay_ms = static_cast<uint32_t>(st.Int(8));
+    rules->push_back(r);
+  }
+  return s;
+}
+
+Status MetaStore::LoadCounters(std::vector<std::pair<std::string, uint64_t>>* counters) {
+  sqlite::Statement st;
+  Status s = st.Prepare(*db_, "SELECT name, value FROM counters");
+  bool row = false;
+  while (s.ok() && (s = st.Step(&row)).ok() && row) {
+    counters->emplace_back(st.Text(0), static_cast<uint64_t>(st.Int(1)));
+  }
+  return s;
+}
+
+Status MetaStore::LoadEvents(size_t limit, std::vector<Event>* events) {
+  sqlite::Statement st;
+  Status s = st.Prepare(*db_,
+                        "SELECT time_us, kind, sector, slot, detail FROM "
+                        "(SELECT * FROM events ORDER BY id DESC LIMIT ?) ORDER BY id");
+  if (!s.ok()) return s;
+  st.Bind(1, static_cast<int64_t>(limit));
+  bool row = false;
+  while ((s = st.Step(&row)).ok() && row) {
+    Event e;
+    e.time_us = st.Int(0);
+    const std::string kind = st.Text(1);
+    for (EventKind k : {EventKind::kRemapped, EventKind::kPending, EventKind::kUnremapped,
+                        EventKind::kSlotBad, EventKind::kSpareExhausted}) {
+      if (kind == EventKindName(k)) e.kind = k;
+    }
+    e.sector = static_cast<uint64_t>(st.Int(2));
+    e.slot = st.IsNull(3) ? -1 : st.Int(3);
+    e.detail = st.Text(4);
+    events->push_back(std::move(e));
+  }
+  return s;
+}
+
+Status MetaStore::IntegrityCheck(bool full, std::vector<std::string>* problems) {
+  sqlite::Statement st;
+  Status s = st.Prepare(*db_, full ? "PRAGMA integrity_check" : "PRAGMA quick_check");
+  bool row = false;
+  while (s.ok() && (s = st.Step(&row)).ok() && row) {
+    std::string line = st.Text(0);
+    if (line != "ok") problems->push_back("DB: " + line);
+  }
+  return s;
+}
+
+Status MetaStore::PrepareWrites() {
+  if (prepared_) return Status::OK();
+  Status s = put_sector_.Prepare(*db_, "INSERT OR REPLACE INTO sectors(sector, slot) VALUES (?, ?)");
+  if (s.ok()) s = erase_sector_.Prepare(*db_, "DELETE FROM sectors WHERE sector = ?");
+  if (s.ok()) s = put_bad_slot_.Prepare(*db_, "INSERT OR IGNORE INTO bad_slots(slot) VALUES (?)");
+  if (s.ok()) {
+    s = put_rule_.Prepare(*db_,
+                          "INSERT OR REPLACE INTO fault_rules(id, device, first_sector, sector_count, op, "
+                          "times, probability, seed, delay_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  }
+  if (s.ok()) s = erase_rule_.Prepare(*db_, "DELETE FROM fault_rules WHERE id = ?");
+  if (s.ok()) s = erase_all_rules_.Prepare(*db_, "DELETE FROM fault_rules");
+  if (s.ok()) {
+    s = put_event_.Prepare(*db_,
+                           "INSERT INTO events(time_us, kind, sector, slot, detail) VALUES (?, ?, ?, ?, ?)");
+  }
+  if (s.ok()) {
+    s = trim_events_.Prepare(*db_,
+                             "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?");
+  }
+  if (s.ok()) {
+    s = put_counter_.Prepare(*db_, "INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)");
+  }
+  prepared_ = s.ok();
+  return s;
+}
+
+Status MetaStore::Apply(const std::vector<Change>& changes,
+                        const std::vector<std::pair<std::string, uint64_t>>& counters) {
+  Status s = PrepareWrites();
+  if (!s.ok()) return s;
+  sqlite::Transaction txn(*db_);
+  if (!txn.status().ok()) return txn.status();
+  bool events = false;
+  for (const Change& c : changes) {
+    if (auto* p = std::get_if<PutSector>(&c)) {
+      put_sector_.Bind(1, static_cast<int64_t>(p->sector));
+      if (p->slot == kPendingSlot) {
+        put_sector_.BindNull(2);
+      } else {
+        put_sector_.Bind(2, int64_t{p->slot});
+      }
+      s = put_sector_.Run();
+    } else if (auto* e = std::get_if<EraseSector>(&c)) {
+      s = erase_sector_.Bind(1, static_cast<int64_t>(e->sector)).Run();
+    } else if (auto* b = std::get_if<PutBadSlot>(&c)) {
+      s = put_bad_slot_.Bind(1, int64_t{b->slot}).Run();
+    } else if (auto* r = std::get_if<PutFaultRule>(&c)) {
+      const FaultRule& f = r->rule;
+      s = put_rule_.Bind(1, static_cast<int64_t>(f.id))
+              .Bind(2, DeviceName(f.device))
+              .Bind(3, static_cast<int64_t>(f.sectors.first))
+              .Bind(4, static_cast<int64_t>(f.sectors.count))
+              .Bind(5, FaultOpName(f.op))
+              .Bind(6, static_cast<int64_t>(f.times))
+              .Bind(7, f.probability)
+              .Bind(8, static_cast<int64_t>(f.seed))
+              .Bind(9, int64_t{f.delay_ms})
+              .Run();
+    } else if (auto* er = std::get_if<EraseFaultRule>(&c)) {
+      s = er->id == 0 ? erase_all_rules_.Run() : erase_rule_.Bind(1, static_cast<int64_t>(er->id)).Run();
+    } else if (auto* ev = std::get_if<Event>(&c)) {
+      put_event_.Bind(1, ev->time_us).Bind(2, EventKindName(ev->kind)).Bind(3, static_cast<int64_t>(ev->sector));
+      if (ev->slot < 0) {
+        put_event_.BindNull(4);
+      } else {
+        put_event_.Bind(4, ev->slot);
+      }
+      s = put_event_.Bind(5, ev->detail).Run();
+      events = true;
+    }
+    if (!s.ok()) return s;
+  }
+  if (events) {
+    s = trim_events_.Bind(1, kMaxEvents).Run();
+    if (!s.ok()) return s;
+  }
+  for (const auto& [name, value] : counters) {
+    s = put_counter_.Bind(1, name).Bind(2, static_cast<int64_t>(value)).Run();
+    if (!s.ok()) return s;
+  }
+  return txn.Commit();
+}
+
+Status MetaStore::SetClean(bool clean) {
+  Status s = db_->Exec(std::string("UPDATE set_info SET clean = ") + (clean ? "1" : "0") + " WHERE id = 1");
+  if (s.ok()) info_.clean = clean;
+  return s;
+}
+
+Status MetaStore::Checkpoint() { return db_->Exec("PRAGMA wal_checkpoint(TRUNCATE)"); }
+
+}  // namespace remapfs

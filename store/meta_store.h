@@ -1,0 +1,84 @@
+// MetaStore: the SQLite DB of a set. It holds the set's identity (UUID,
+// sector size, MAIN's size, slot count), the remap table, bad slots, fault
+// rules, counters and the event log.
+//
+// Format: application_id 0x524D4150 ("RMAP"), user_version kFormatVersion,
+// WAL journal, synchronous=FULL. Opening validates the identity without
+// writing anything, so a refused open leaves the file as it was.
+//
+// Thread-safety: one thread at a time. While an engine runs, only its
+// metadata writer thread touches its MetaStore.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "store/changes.h"
+#include "store/sqlite.h"
+#include "store/status.h"
+
+namespace remapfs {
+
+inline constexpr int64_t kApplicationId = 0x524D4150;
+inline constexpr int64_t kFormatVersion = 1;
+
+struct SetInfo {
+  std::string uuid;
+  uint32_t sector_size = 0;
+  uint64_t main_size = 0;
+  uint32_t slot_count = 0;
+  int64_t created_us = 0;
+  bool clean = true;        // false while an engine has the set open
+  std::string last_error;   // a commit failure recorded for the next open
+};
+
+class MetaStore {
+ public:
+  // Creates a new DB file holding `info`. Refuses an existing file.
+  static Status Create(const std::string& path, const SetInfo& info);
+  // Opens and validates an existing DB. read_only: no write ever happens.
+  static Status Open(const std::string& path, bool read_only, std::unique_ptr<MetaStore>* result);
+  ~MetaStore();
+
+  const SetInfo& info() const { return info_; }
+  const std::string& path() const { return db_->path(); }
+
+  // fn(sector, slot) for every entry, slot == kPendingSlot for pending ones.
+  Status LoadSectors(const std::function<void(uint64_t, uint32_t)>& fn);
+  Status LoadBadSlots(const std::function<void(uint32_t)>& fn);
+  Status LoadFaultRules(std::vector<FaultRule>* rules);
+  Status LoadCounters(std::vector<std::pair<std::string, uint64_t>>* counters);
+  // The newest `limit` events, oldest first.
+  Status LoadEvents(size_t limit, std::vector<Event>* events);
+  // PRAGMA quick_check (or integrity_check); problems are appended.
+  Status IntegrityCheck(bool full, std::vector<std::string>* problems);
+
+  // Writes (not in read-only mode).
+  // Applies the changes and the counters in one transaction.
+  Status Apply(const std::vector<Change>& changes,
+               const std::vector<std::pair<std::string, uint64_t>>& counters);
+  // Records whether the set is open (clean=false) or closed in order.
+  Status SetClean(bool clean);
+  // Copies the WAL into the DB file and truncates it.
+  Status Checkpoint();
+
+  // Events beyond this many are dropped, oldest first.
+  static constexpr int64_t kMaxEvents = 100000;
+
+ private:
+  explicit MetaStore(std::unique_ptr<sqlite::Database> db) : db_(std::move(db)) {}
+  Status ReadInfo();
+  Status PrepareWrites();
+
+  std::unique_ptr<sqlite::Database> db_;
+  SetInfo info_;
+  sqlite::Statement put_sector_, erase_sector_, put_bad_slot_, put_rule_, erase_rule_,
+      erase_all_rules_, put_event_, trim_events_, put_counter_;
+  bool prepared_ = false;
+};
+
+}  // namespace remapfs

@@ -1,0 +1,112 @@
+#include "store/metadata_writer.h"
+
+#include <algorithm>
+
+namespace remapfs {
+
+MetaWriter::MetaWriter(MetaStore* store, const Counters* counters, Hooks hooks,
+                       std::chrono::milliseconds interval)
+    : store_(store), counters_(counters), hooks_(std::move(hooks)), interval_(interval) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+MetaWriter::~MetaWriter() { Stop(); }
+
+uint64_t MetaWriter::Enqueue(Change change) {
+  std::lock_guard lock(mu_);
+  queue_.push_back(std::move(change));
+  return ++enqueued_seq_;
+}
+
+Status MetaWriter::Flush() {
+  std::unique_lock lock(mu_);
+  if (stopped_) return Status::IOError("the metadata writer has stopped", EIO);
+  Waiter w;
+  waiters_.push_back(&w);
+  work_cv_.notify_one();
+  done_cv_.wait(lock, [&] { return w.done; });
+  return w.status;
+}
+
+uint64_t MetaWriter::durable_seq() const {
+  std::lock_guard lock(mu_);
+  return durable_seq_;
+}
+
+Status MetaWriter::error() const {
+  std::lock_guard lock(mu_);
+  return error_;
+}
+
+Status MetaWriter::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(mu_);
+  return final_status_;
+}
+
+void MetaWriter::Run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    // Sleep until a flush is asked for, stop is asked for, or the interval
+    // passes with changes queued.
+    work_cv_.wait_for(lock, interval_, [this] { return stop_ || !waiters_.empty(); });
+    const bool stopping = stop_;
+    if (waiters_.empty() && queue_.empty()) {
+      if (stopping) break;
+      continue;
+    }
+    // Everything queued and every flusher registered so far is served by this
+    // cycle; the data they wrote was written before they got here, so the
+    // sync below covers it.
+    std::vector<Waiter*> served;
+    served.swap(waiters_);
+    std::vector<Change> batch;
+    batch.swap(queue_);
+    const uint64_t batch_seq = enqueued_seq_;
+    lock.unlock();
+
+    Status s = hooks_.sync_data();
+    if (s.ok() && !batch.empty()) s = store_->Apply(batch, counters_->Snapshot());
+
+    lock.lock();
+    if (s.ok()) {
+      durable_seq_ = batch_seq;
+      error_ = Status::OK();
+    } else {
+      // Keep the batch, in order, ahead of anything queued meanwhile: the next
+      // cycle retries it.
+      batch.insert(batch.end(), std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+      queue_.swap(batch);
+      error_ = s;
+    }
+    for (Waiter* w : served) {
+      w->done = true;
+      w->status = s;
+    }
+    if (s.ok() && hooks_.on_durable) {
+      lock.unlock();
+      hooks_.on_durable(batch_seq);
+      lock.lock();
+    }
+    done_cv_.notify_all();
+    if (stopping && (!s.ok() || queue_.empty())) {
+      final_status_ = s;
+      break;
+    }
+  }
+  stopped_ = true;
+  // Flushers that arrived after the last cycle get an error, not a hang.
+  for (Waiter* w : waiters_) {
+    w->done = true;
+    w->status = Status::IOError("the metadata writer has stopped", EIO);
+  }
+  waiters_.clear();
+  done_cv_.notify_all();
+}
+
+}  // namespace remapfs

@@ -1,0 +1,77 @@
+// MetaWriter: the metadata writer thread, the only writer of the DB while an
+// engine runs. Table changes are queued and committed in batches (group
+// commit): every `interval`, and on every Flush. Before each commit it runs
+// the sync_data hook (fdatasync SPARE and MAIN), so a mapping is never
+// durable before the data it points to (DESIGN.md, durability 1-2).
+//
+// Thread-safety: Enqueue, Flush, durable_seq and error may be called from any
+// thread. Stop must be called once, by the owner.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "store/changes.h"
+#include "store/health.h"
+#include "store/meta_store.h"
+
+namespace remapfs {
+
+class MetaWriter {
+ public:
+  struct Hooks {
+    std::function<Status()> sync_data;                 // fdatasync SPARE then MAIN
+    std::function<void(uint64_t)> on_durable;          // every change <= seq is durable
+  };
+  // REQUIRES: store and counters outlive this object.
+  MetaWriter(MetaStore* store, const Counters* counters, Hooks hooks, std::chrono::milliseconds interval);
+  ~MetaWriter();  // calls Stop()
+  MetaWriter(const MetaWriter&) = delete;
+  MetaWriter& operator=(const MetaWriter&) = delete;
+
+  // Queues a change; returns its sequence number (1, 2, ...).
+  uint64_t Enqueue(Change change);
+  // Syncs the data and commits every change queued before the call; returns
+  // when that is durable, or with the error that prevented it. Concurrent
+  // flushes share one sync and one commit.
+  Status Flush();
+  // Every change with a sequence number <= this is durable.
+  uint64_t durable_seq() const;
+  // The last commit failure, OK once a later commit succeeded.
+  Status error() const;
+  // Commits what is queued (one last flush), stops the thread and joins it.
+  // Never blocks on anything but that final commit. Idempotent.
+  Status Stop();
+
+ private:
+  struct Waiter {
+    bool done = false;
+    Status status;
+  };
+  void Run();
+
+  MetaStore* const store_;
+  const Counters* const counters_;
+  const Hooks hooks_;
+  const std::chrono::milliseconds interval_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;   // wakes the thread
+  std::condition_variable done_cv_;   // wakes flushers
+  std::vector<Change> queue_;         // GUARDED_BY(mu_)
+  uint64_t enqueued_seq_ = 0;         // GUARDED_BY(mu_)
+  uint64_t durable_seq_ = 0;          // GUARDED_BY(mu_)
+  std::vector<Waiter*> waiters_;      // GUARDED_BY(mu_)
+  Status error_;                      // GUARDED_BY(mu_)
+  bool stop_ = false;                 // GUARDED_BY(mu_)
+  bool stopped_ = false;              // GUARDED_BY(mu_), the thread has exited
+  Status final_status_;               // GUARDED_BY(mu_)
+  std::thread thread_;
+};
+
+}  // namespace remapfs

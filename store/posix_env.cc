@@ -1,0 +1,199 @@
+// The POSIX Env: regular files and block devices.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "store/backend.h"
+
+namespace remapfs {
+namespace {
+
+// Memory alignment of O_DIRECT buffers; covers every logical block size.
+constexpr size_t kBufferAlign = 4096;
+
+std::string Where(const char* op, const std::string& path, uint64_t offset, size_t n) {
+  return std::string(op) + " " + path + " at " + std::to_string(offset) + "+" + std::to_string(n);
+}
+
+// A per-thread aligned scratch buffer for O_DIRECT transfers whose caller
+// buffer, offset or length is not aligned.
+char* BounceBuffer(size_t n) {
+  struct Buffer {
+    char* data = nullptr;
+    size_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buf;
+  if (buf.size < n) {
+    std::free(buf.data);
+    buf.data = static_cast<char*>(std::aligned_alloc(kBufferAlign, n));
+    buf.size = buf.data ? n : 0;
+  }
+  return buf.data;
+}
+
+class PosixBackend final : public Backend {
+ public:
+  PosixBackend(std::string path, int fd, uint64_t size, bool direct, size_t block)
+      : path_(std::move(path)), fd_(fd), size_(size), direct_(direct), block_(block) {}
+  ~PosixBackend() override { ::close(fd_); }
+
+  Status ReadAt(uint64_t offset, size_t n, char* out) override {
+    if (!direct_ || Aligned(offset, n, out)) return Transfer(false, offset, n, out);
+    const uint64_t start = offset & ~(uint64_t{block_} - 1);
+    const size_t span = RoundUp(offset + n) - start;
+    char* buf = BounceBuffer(span);
+    if (buf == nullptr) return Status::IOError("out of memory for a bounce buffer", ENOMEM);
+    Status s = Transfer(false, start, span, buf);
+    if (s.ok()) std::memcpy(out, buf + (offset - start), n);
+    return s;
+  }
+
+  Status WriteAt(uint64_t offset, size_t n, const char* data) override {
+    if (!direct_ || Aligned(offset, n, data)) return Transfer(true, offset, n, const_cast<char*>(data));
+    const uint64_t start = offset & ~(uint64_t{block_} - 1);
+    const uint64_t end = RoundUp(offset + n);
+    const size_t span = end - start;
+    char* buf = BounceBuffer(span);
+    if (buf == nullptr) return Status::IOError("out of memory for a bounce buffer", ENOMEM);
+    // Read-modify-write of the partial blocks at either end (once if both
+    // ends lie in the same block).
+    const bool head_partial = start != offset;
+    const bool tail_partial = end != offset + n;
+    if (head_partial) {
+      Status s = Transfer(false, start, block_, buf);
+      if (!s.ok()) return s;
+    }
+    if (tail_partial && !(head_partial && end - block_ == start)) {
+      Status s = Transfer(false, end - block_, block_, buf + span - block_);
+      if (!s.ok()) return s;
+    }
+    std::memcpy(buf + (offset - start), data, n);
+    return Transfer(true, start, span, buf);
+  }
+
+  Status Sync() override {
+    while (::fdatasync(fd_) != 0) {
+      if (errno != EINTR) return Status::FromErrno("fdatasync " + path_, errno);
+    }
+    return Status::OK();
+  }
+
+  uint64_t Size() const override { return size_; }
+  const std::string& path() const override { return path_; }
+
+ private:
+  bool Aligned(uint64_t offset, size_t n, const char* buf) const {
+    return offset % block_ == 0 && n % block_ == 0 &&
+           reinterpret_cast<uintptr_t>(buf) % kBufferAlign == 0;
+  }
+  uint64_t RoundUp(uint64_t x) const { return (x + block_ - 1) & ~(uint64_t{block_} - 1); }
+
+  // pread/pwrite all n bytes, retrying EINTR and short transfers.
+  Status Transfer(bool write, uint64_t offset, size_t n, char* buf) {
+    if (offset + n > size_) {
+      return Status::IOError(Where(write ? "pwrite" : "pread", path_, offset, n) + ": beyond the end",
+                             EIO);
+    }
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = write ? ::pwrite(fd_, buf + done, n - done, offset + done)
+                        : ::pread(fd_, buf + done, n - done, offset + done);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return Status::FromErrno(Where(write ? "pwrite" : "pread", path_, offset + done, n - done), errno);
+      }
+      if (r == 0) {
+        return Status::IOError(Where(write ? "pwrite" : "pread", path_, offset + done, n - done) +
+                                   ": unexpected end of file",
+                               EIO);
+      }
+      done += static_cast<size_t>(r);
+    }
+    return Status::OK();
+  }
+
+  const std::string path_;
+  const int fd_;
+  const uint64_t size_;
+  const bool direct_;
+  const size_t block_;  // O_DIRECT offset/length alignment
+};
+
+class PosixEnv final : public Env {
+ public:
+  Status OpenBackend(const std::string& path, const BackendOptions& options,
+                     std::unique_ptr<Backend>* result) override {
+    const int mode = options.read_only ? O_RDONLY : O_RDWR;
+    int fd = ::open(path.c_str(), mode | O_CLOEXEC);
+    if (fd < 0) return Status::FromErrno("open " + path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      Status s = Status::FromErrno("stat " + path, errno);
+      ::close(fd);
+      return s;
+    }
+    uint64_t size = 0;
+    size_t block = 4096;
+    bool direct = options.direct;
+    if (S_ISBLK(st.st_mode)) {
+      int logical = 0;
+      if (::ioctl(fd, BLKGETSIZE64, &size) != 0 || ::ioctl(fd, BLKSSZGET, &logical) != 0) {
+        Status s = Status::FromErrno("size of block device " + path, errno);
+        ::close(fd);
+        return s;
+      }
+      block = static_cast<size_t>(logical);
+      direct = true;
+    } else if (S_ISREG(st.st_mode)) {
+      size = static_cast<uint64_t>(st.st_size);
+    } else {
+      ::close(fd);
+      return Status::InvalidArgument(path + " is neither a regular file nor a block device");
+    }
+    if (options.lock && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) return Status::Busy(path + " is in use by another remapfs process");
+      return Status::FromErrno("lock " + path, err);
+    }
+    // Linux lets O_DIRECT be set on an open descriptor, so the lock taken
+    // above is never let go in between.
+    if (direct && ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_DIRECT) != 0) {
+      Status s = Status::FromErrno("set O_DIRECT on " + path, errno);
+      ::close(fd);
+      return s;
+    }
+    *result = std::make_unique<PosixBackend>(path, fd, size, direct, block);
+    return Status::OK();
+  }
+
+  Status CreateFile(const std::string& path, uint64_t size) override {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::FromErrno("create " + path, errno);
+    Status s;
+    if (::ftruncate(fd, static_cast<off_t>(size)) != 0) s = Status::FromErrno("resize " + path, errno);
+    ::close(fd);
+    if (!s.ok()) ::unlink(path.c_str());
+    return s;
+  }
+
+  bool FileExists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
+  void DeleteFile(const std::string& path) override { ::unlink(path.c_str()); }
+};
+
+}  // namespace
+
+Env* Env::Default() {
+  static PosixEnv* env = new PosixEnv;
+  return env;
+}
+
+}  // namespace remapfs

@@ -1,0 +1,211 @@
+#include "store/set_format.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#include "store/meta_store.h"
+#include "store/remap_table.h"
+
+namespace remapfs {
+
+namespace {
+
+constexpr char kMagic[8] = {'R', 'M', 'A', 'P', 'S', 'P', 'A', 'R'};
+constexpr size_t kCrcOffset = 8 + 4 + 16 + 4 + 4 + 8 + 8;
+
+uint32_t Crc32c(const char* data, size_t n) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0x82F63B78u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) c = table[(c ^ static_cast<uint8_t>(data[i])) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+template <typename T>
+void Put(std::string* out, size_t* pos, T v) {
+  for (size_t i = 0; i < sizeof(T); ++i) (*out)[(*pos)++] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF);
+}
+
+template <typename T>
+T Get(std::string_view in, size_t* pos) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v |= uint64_t{static_cast<uint8_t>(in[(*pos)++])} << (8 * i);
+  return static_cast<T>(v);
+}
+
+bool UuidToBytes(const std::string& text, char out[16]) {
+  if (text.size() != 36) return false;
+  int n = 0;
+  for (size_t i = 0; i < text.size();) {
+    if (text[i] == '-') {
+      ++i;
+      continue;
+    }
+    if (n == 16 || i + 1 >= text.size() || !isxdigit(text[i]) || !isxdigit(text[i + 1])) return false;
+    out[n++] = static_cast<char>(std::stoi(text.substr(i, 2), nullptr, 16));
+    i += 2;
+  }
+  return n == 16;
+}
+
+std::string UuidFromBytes(const char* b) {
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s += '-';
+    s += hex[(static_cast<uint8_t>(b[i]) >> 4) & 0xF];
+    s += hex[static_cast<uint8_t>(b[i]) & 0xF];
+  }
+  return s;
+}
+
+// Same file (inode) under two names?
+bool SameFile(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return a == b;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+}  // namespace
+
+std::string NewUuid() {
+  std::random_device rd;
+  char b[16];
+  for (int i = 0; i < 16; i += 4) {
+    uint32_t r = rd();
+    std::memcpy(b + i, &r, 4);
+  }
+  b[6] = static_cast<char>((b[6] & 0x0F) | 0x40);  // version 4
+  b[8] = static_cast<char>((b[8] & 0x3F) | 0x80);  // RFC 4122 variant
+  return UuidFromBytes(b);
+}
+
+std::string EncodeSpareHeader(const SpareHeader& h) {
+  std::string out(kSpareHeaderSize, '\0');
+  std::memcpy(out.data(), kMagic, sizeof(kMagic));
+  size_t pos = sizeof(kMagic);
+  Put<uint32_t>(&out, &pos, kSpareVersion);
+  UuidToBytes(h.uuid, out.data() + pos);
+  pos += 16;
+  Put<uint32_t>(&out, &pos, h.sector_size);
+  Put<uint32_t>(&out, &pos, h.slot_count);
+  Put<uint64_t>(&out, &pos, h.main_size);
+  Put<int64_t>(&out, &pos, h.created_us);
+  Put<uint32_t>(&out, &pos, Crc32c(out.data(), kCrcOffset));
+  return out;
+}
+
+bool HasSpareMagic(std::string_view bytes) {
+  return bytes.size() >= sizeof(kMagic) && std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) == 0;
+}
+
+Status DecodeSpareHeader(std::string_view bytes, SpareHeader* h) {
+  if (bytes.size() < kCrcOffset + 4 || !HasSpareMagic(bytes)) {
+    return Status::Corruption("no remapfs spare header (bad magic)");
+  }
+  size_t pos = sizeof(kMagic);
+  const uint32_t version = Get<uint32_t>(bytes, &pos);
+  if (version != kSpareVersion) {
+    return Status::Corruption("spare header version " + std::to_string(version) + " is not supported");
+  }
+  h->uuid = UuidFromBytes(bytes.data() + pos);
+  pos += 16;
+  h->sector_size = Get<uint32_t>(bytes, &pos);
+  h->slot_count = Get<uint32_t>(bytes, &pos);
+  h->main_size = Get<uint64_t>(bytes, &pos);
+  h->created_us = Get<int64_t>(bytes, &pos);
+  const uint32_t crc = Get<uint32_t>(bytes, &pos);
+  if (crc != Crc32c(bytes.data(), kCrcOffset)) return Status::Corruption("spare header checksum mismatch");
+  if ((h->sector_size != 512 && h->sector_size != 4096) || h->slot_count == 0) {
+    return Status::Corruption("spare header holds impossible values");
+  }
+  return Status::OK();
+}
+
+uint64_t SlotOffset(uint32_t slot, uint32_t sector_size) {
+  return kSpareHeaderSize + uint64_t{slot} * sector_size;
+}
+
+Status CreateSet(Env* env, const SetPaths& paths, const CreateOptions& options) {
+  const uint32_t ss = options.sector_size;
+  if (ss != 512 && ss != 4096) {
+    return Status::InvalidArgument("sector size must be 512 or 4096, not " + std::to_string(ss));
+  }
+  if (SameFile(paths.main, paths.spare) || SameFile(paths.main, paths.db) || SameFile(paths.spare, paths.db)) {
+    return Status::InvalidArgument("MAIN, SPARE and DB must be three different files");
+  }
+  if (env->FileExists(paths.db)) {
+    return Status::InvalidArgument("DB " + paths.db + " already exists; remapctl create never overwrites a set");
+  }
+  std::unique_ptr<Backend> main;
+  Status s = env->OpenBackend(paths.main, BackendOptions{.lock = true, .read_only = true}, &main);
+  if (!s.ok()) return s;
+  const uint64_t main_size = main->Size();
+  if (main_size == 0 || main_size % ss != 0) {
+    return Status::InvalidArgument("MAIN " + paths.main + " is " + std::to_string(main_size) +
+                                   " bytes, not a non-zero multiple of the sector size " + std::to_string(ss));
+  }
+  const uint64_t min_spare = kSpareHeaderSize + ss;
+  bool created_spare = false;
+  if (!env->FileExists(paths.spare) && options.spare_size != 0) {
+    if (options.spare_size < min_spare) {
+      return Status::InvalidArgument("a spare of " + std::to_string(options.spare_size) +
+                                     " bytes cannot hold one slot; it needs at least " + std::to_string(min_spare));
+    }
+    s = env->CreateFile(paths.spare, options.spare_size);
+    if (!s.ok()) return s;
+    created_spare = true;
+  }
+  std::unique_ptr<Backend> spare;
+  s = env->OpenBackend(paths.spare, BackendOptions{.lock = true}, &spare);
+  if (!s.ok()) return s;
+  if (spare->Size() < min_spare) {
+    return Status::InvalidArgument("SPARE " + paths.spare + " is " + std::to_string(spare->Size()) +
+                                   " bytes, too small for one slot; it needs at least " + std::to_string(min_spare));
+  }
+  std::string head(kSpareHeaderSize, '\0');
+  s = spare->ReadAt(0, head.size(), head.data());
+  if (!s.ok()) return s;
+  if (HasSpareMagic(head)) {
+    return Status::InvalidArgument("SPARE " + paths.spare +
+                                   " already holds a remapfs set; erase its first 4096 bytes to reuse it");
+  }
+
+  SetInfo info;
+  info.uuid = NewUuid();
+  info.sector_size = ss;
+  info.main_size = main_size;
+  info.slot_count = static_cast<uint32_t>(
+      std::min<uint64_t>((spare->Size() - kSpareHeaderSize) / ss, uint64_t{kPendingSlot}));
+  info.created_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  // The DB is written under a temporary name and renamed last, so a failure
+  // in between leaves no DB that names a set without a spare header.
+  const std::string tmp = paths.db + ".creating";
+  s = MetaStore::Create(tmp, info);
+  if (s.ok()) {
+    SpareHeader h{info.uuid, ss, info.slot_count, main_size, info.created_us};
+    s = spare->WriteAt(0, kSpareHeaderSize, EncodeSpareHeader(h).data());
+    if (s.ok()) s = spare->Sync();
+    if (s.ok() && ::rename(tmp.c_str(), paths.db.c_str()) != 0) s = Status::FromErrno("rename " + tmp, errno);
+  }
+  if (!s.ok()) {
+    for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((tmp + suffix).c_str());
+    if (created_spare) env->DeleteFile(paths.spare);
+  }
+  return s;
+}
+
+}  // namespace remapfs

@@ -1,0 +1,61 @@
+// The set: MAIN + SPARE + DB bound by one UUID. This file knows the SPARE
+// header and how a set is created.
+//
+// SPARE layout: a kSpareHeaderSize header, then slot_count slots of
+// sector_size bytes. Header fields (little-endian): magic "RMAPSPAR",
+// version u32, uuid[16], sector_size u32, slot_count u32, main_size u64,
+// created_us i64, crc32c u32 of the bytes before it; zeros to the end.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "store/backend.h"
+#include "store/status.h"
+
+namespace remapfs {
+
+inline constexpr uint64_t kSpareHeaderSize = 4096;
+inline constexpr uint32_t kSpareVersion = 1;
+
+struct SpareHeader {
+  std::string uuid;  // canonical 36-character text form
+  uint32_t sector_size = 0;
+  uint32_t slot_count = 0;
+  uint64_t main_size = 0;
+  int64_t created_us = 0;
+};
+
+// Encodes to exactly kSpareHeaderSize bytes.
+std::string EncodeSpareHeader(const SpareHeader& h);
+// Corruption if the magic, version, checksum or fields are wrong.
+Status DecodeSpareHeader(std::string_view bytes, SpareHeader* h);
+// True when the bytes start with the SPARE magic (a set lives there).
+bool HasSpareMagic(std::string_view bytes);
+
+uint64_t SlotOffset(uint32_t slot, uint32_t sector_size);
+
+struct SetPaths {
+  std::string main;
+  std::string spare;
+  std::string db;
+};
+
+struct CreateOptions {
+  uint32_t sector_size = 4096;
+  // Create SPARE as a regular file of this many bytes when it does not exist;
+  // 0: SPARE must exist.
+  uint64_t spare_size = 0;
+};
+
+// Makes a new set. Refuses, modifying nothing, when: the sector size is not
+// 512 or 4096, MAIN is empty or not a multiple of it, SPARE cannot hold one
+// slot, SPARE already holds a set, the DB exists, or two paths name one file.
+Status CreateSet(Env* env, const SetPaths& paths, const CreateOptions& options);
+
+// A fresh random UUID in text form.
+std::string NewUuid();
+
+}  // namespace remapfs
