@@ -35,6 +35,23 @@ class Backend {
   virtual const std::string& path() const = 0;
 };
 
+// A growable buffer aligned for O_DIRECT (4096 bytes). Not thread-safe:
+// keep one per thread (thread_local) or per object.
+class AlignedBuffer {
+ public:
+  static constexpr size_t kAlign = 4096;
+  AlignedBuffer() = default;
+  ~AlignedBuffer();
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  // At least n bytes, contents undefined; nullptr when out of memory.
+  char* Get(size_t n);
+
+ private:
+  char* data_ = nullptr;
+  size_t size_ = 0;
+};
+
 struct BackendOptions {
   // Open with O_DIRECT even for a regular file. Block devices are always
   // opened O_DIRECT so that a write error is reported by the write that

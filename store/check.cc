@@ -77,6 +77,24 @@ Status LoadTable(MetaStore* store, RemapTable* table, SlotAllocator* alloc, std:
   return s;
 }
 
+Status ReadHealth(MetaStore* store, Health* health) {
+  RemapTable table;
+  SlotAllocator alloc(store->info().slot_count);
+  std::vector<std::string> problems;
+  Status s = LoadTable(store, &table, &alloc, &problems);
+  if (s.ok()) s = store->LoadCounters(&health->counters);
+  if (!s.ok()) return s;
+  table.ForEach([&](const Mapping& m) { ++(m.pending() ? health->pending_sectors : health->remapped_sectors); });
+  health->slots_total = alloc.slot_count();
+  health->slots_free = alloc.free_count();
+  health->slots_used = alloc.used_count();
+  health->slots_bad = alloc.bad_count();
+  health->table_bytes = table.MemoryBytes();
+  health->was_clean = store->info().clean;
+  health->store_error = store->info().last_error;
+  return Status::OK();
+}
+
 Status CheckSet(Env* env, const SetPaths& paths, std::vector<std::string>* problems) {
   std::unique_ptr<MetaStore> meta;
   Status s = MetaStore::Open(paths.db, /*read_only=*/true, &meta);

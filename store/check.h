@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "store/backend.h"
+#include "store/health.h"
 #include "store/meta_store.h"
 #include "store/remap_table.h"
 #include "store/set_format.h"
@@ -22,6 +23,10 @@ Status ValidateParts(const SetInfo& info, Backend* main, Backend* spare);
 // a sector past MAIN's end, a slot out of range, mapped twice, or both
 // mapped and bad.
 Status LoadTable(MetaStore* store, RemapTable* table, SlotAllocator* alloc, std::vector<std::string>* problems);
+
+// The Health of a set that no engine has open (for `remapctl status`): the
+// DB's counters and table. Reads only.
+Status ReadHealth(MetaStore* store, Health* health);
 
 // The whole offline check of `remapctl check`: DB integrity, parts, table.
 // Opens everything read-only and without locks. A non-OK Status means the

@@ -82,8 +82,10 @@ Engine::Engine(const SetInfo& info, const EngineOptions& options)
 
 Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::unique_ptr<Engine>* result) {
   Env* env = options.env ? options.env : Env::Default();
+  Status s = CheckDistinctParts(paths);
+  if (!s.ok()) return s;
   std::unique_ptr<MetaStore> meta;
-  Status s = MetaStore::Open(paths.db, /*read_only=*/false, &meta);
+  s = MetaStore::Open(paths.db, /*read_only=*/false, &meta);
   if (s.IsNotFound()) {
     return Status::NotFound("DB " + paths.db + " does not exist; make a set first with `remapctl create`");
   }
@@ -123,9 +125,10 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
     }
   }
 
-  s = meta->SetClean(false);
-  if (!s.ok()) return s;
+  // Read before SetOpen, which sets info.clean (a reference) to false.
   engine->was_clean_ = info.clean;
+  s = meta->SetOpen(AbsolutePath(paths.main), AbsolutePath(paths.spare));
+  if (!s.ok()) return s;
   const uint32_t ss = info.sector_size;
   engine->main_ = std::make_unique<FaultyBackend>(std::move(main), Device::kMain, ss, 0, engine->rules_);
   engine->spare_ =
@@ -156,6 +159,9 @@ Status Engine::Close() {
   std::lock_guard close_lock(close_mu_);
   if (closed_) return Status::OK();
   closed_ = true;
+  // An Open that failed midway destroys its engine before the writer, the DB
+  // and the images are in it: there is nothing to shut down.
+  if (!writer_) return Status::OK();
   auto t = Clock::now();
   Status result = SyncData();
   spdlog::info("shutdown step 3: MAIN and SPARE synced in {:.1f} ms{}", MsSince(t),
@@ -177,6 +183,17 @@ Status Engine::Close() {
   spare_.reset();
   spdlog::info("shutdown step 6: locks released, images closed in {:.1f} ms", MsSince(t));
   return result;
+}
+
+void Engine::AbandonForTest() {
+  std::lock_guard close_lock(close_mu_);
+  if (closed_) return;
+  closed_ = true;
+  writer_->Abandon();
+  meta_.reset();
+  main_.reset();
+  spare_.reset();
+  spdlog::warn("set {} abandoned without an orderly stop (test hook)", info_.uuid);
 }
 
 Status Engine::SyncData() {
@@ -374,8 +391,12 @@ Status Engine::WriteSlotRun(const Run& run, uint64_t begin, uint64_t end, const 
     Status s = spare_->WriteAt(SlotOffset(slot, sector_size()), ss, full);
     if (!s.ok()) {
       counters_.Add(Counter::kSpareWriteErrors);
-      MarkSlotBad(slot, sector);
+      // Move the sector first, then retire its old slot: no table, in
+      // memory or in the DB (even between two commits), maps a sector to a
+      // bad slot. With no free slot the sector keeps its slot and the write
+      // fails with EIO.
       s = PlaceInNewSlot(sector, full, "slot write failed");
+      if (s.ok()) MarkSlotBad(slot, sector);
     }
     if (!s.ok()) return s;
   }

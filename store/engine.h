@@ -62,6 +62,15 @@ class Engine {
   // REQUIRES: no request is in flight or will start (the caller stopped them).
   Status Close();
 
+  // Test hook: simulates `kill -9` of the daemon. Stops the metadata writer
+  // WITHOUT committing what it has queued, does not sync MAIN or SPARE, does
+  // not checkpoint the WAL nor mark the DB clean; then closes the DB and the
+  // images as the kernel would for a dead process (no sync, locks released).
+  // A later Close (or the destructor) does nothing. Pair it with
+  // MemEnv::PowerCut to simulate a power loss. Tests only.
+  // REQUIRES: no request is in flight or will start.
+  void AbandonForTest();
+
   // REQUIRES for I/O: offset + n <= size().
   Status Read(uint64_t offset, size_t n, char* out);
   Status Write(uint64_t offset, size_t n, const char* data);

@@ -75,11 +75,13 @@ Status FaultRule::Validate(uint64_t sectors_on_device) const {
 
 std::string FaultRule::ToString() const {
   std::string s(DeviceName(device));
-  s += " " + std::to_string(sectors.first) + "-" + std::to_string(sectors.end() - 1) + " ";
-  s += FaultOpName(op);
-  if (times != 0) s += " times=" + std::to_string(times);
-  if (probability < 1.0) s += " p=" + std::to_string(probability) + " seed=" + std::to_string(seed);
-  if (delay_ms != 0) s += " delay=" + std::to_string(delay_ms) + "ms";
+  s.append(" ").append(std::to_string(sectors.first)).append("-").append(std::to_string(sectors.end() - 1));
+  s.append(" ").append(FaultOpName(op));
+  if (times != 0) s.append(" times=").append(std::to_string(times));
+  if (probability < 1.0) {
+    s.append(" p=").append(std::to_string(probability)).append(" seed=").append(std::to_string(seed));
+  }
+  if (delay_ms != 0) s.append(" delay=").append(std::to_string(delay_ms)).append("ms");
   return s;
 }
 

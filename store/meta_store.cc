@@ -19,7 +19,9 @@ CREATE TABLE set_info(
   slot_count INTEGER NOT NULL,
   created_us INTEGER NOT NULL,
   clean INTEGER NOT NULL,
-  last_error TEXT NOT NULL DEFAULT '');
+  last_error TEXT NOT NULL DEFAULT '',
+  main_path TEXT NOT NULL,
+  spare_path TEXT NOT NULL);
 CREATE TABLE sectors(sector INTEGER PRIMARY KEY, slot INTEGER);  -- slot NULL: pending
 CREATE TABLE bad_slots(slot INTEGER PRIMARY KEY);
 CREATE TABLE fault_rules(
@@ -54,14 +56,16 @@ Status MetaStore::Create(const std::string& path, const SetInfo& info) {
     if (s.ok()) {
       sqlite::Statement st;
       s = st.Prepare(*db,
-                     "INSERT INTO set_info(id, uuid, sector_size, main_size, slot_count, created_us, clean) "
-                     "VALUES (1, ?, ?, ?, ?, ?, 1)");
+                     "INSERT INTO set_info(id, uuid, sector_size, main_size, slot_count, created_us, clean, "
+                     "main_path, spare_path) VALUES (1, ?, ?, ?, ?, ?, 1, ?, ?)");
       if (s.ok()) {
         s = st.Bind(1, info.uuid)
                 .Bind(2, int64_t{info.sector_size})
                 .Bind(3, static_cast<int64_t>(info.main_size))
                 .Bind(4, int64_t{info.slot_count})
                 .Bind(5, info.created_us)
+                .Bind(6, info.main_path)
+                .Bind(7, info.spare_path)
                 .Run();
       }
     }
@@ -85,7 +89,8 @@ Status MetaStore::Open(const std::string& path, bool read_only, std::unique_ptr<
   s = store->ReadInfo();
   if (!s.ok()) return s;
   if (!read_only) {
-    s = store->db_->Exec("PRAGMA synchronous=FULL");
+    // A larger page cache keeps big commits (a million remaps) out of the WAL.
+    s = store->db_->Exec("PRAGMA synchronous=FULL; PRAGMA cache_size=-16384");
     if (!s.ok()) return s;
   }
   *result = std::move(store);
@@ -113,7 +118,8 @@ Status MetaStore::ReadInfo() {
                               "; this remapfs reads version " + std::to_string(kFormatVersion));
   }
   s = st.Prepare(*db_,
-                 "SELECT uuid, sector_size, main_size, slot_count, created_us, clean, last_error "
+                 "SELECT uuid, sector_size, main_size, slot_count, created_us, clean, last_error, "
+                 "main_path, spare_path "
                  "FROM set_info WHERE id = 1");
   if (s.ok()) s = st.Step(&row);
   if (!s.ok()) return Status::Corruption("DB " + path + " is damaged: " + s.message());
@@ -125,6 +131,8 @@ Status MetaStore::ReadInfo() {
   info_.created_us = st.Int(4);
   info_.clean = st.Int(5) != 0;
   info_.last_error = st.Text(6);
+  info_.main_path = st.Text(7);
+  info_.spare_path = st.Text(8);
   if ((info_.sector_size != 512 && info_.sector_size != 4096) || info_.main_size == 0 ||
       info_.main_size % info_.sector_size != 0) {
     return Status::Corruption("DB " + path + " holds an impossible set identity (sector size " +
@@ -303,6 +311,18 @@ Status MetaStore::Apply(const std::vector<Change>& changes,
     if (!s.ok()) return s;
   }
   return txn.Commit();
+}
+
+Status MetaStore::SetOpen(const std::string& main_path, const std::string& spare_path) {
+  sqlite::Statement st;
+  Status s = st.Prepare(*db_, "UPDATE set_info SET clean = 0, main_path = ?, spare_path = ? WHERE id = 1");
+  if (s.ok()) s = st.Bind(1, main_path).Bind(2, spare_path).Run();
+  if (s.ok()) {
+    info_.clean = false;
+    info_.main_path = main_path;
+    info_.spare_path = spare_path;
+  }
+  return s;
 }
 
 Status MetaStore::SetClean(bool clean) {

@@ -34,6 +34,10 @@ struct SetInfo {
   int64_t created_us = 0;
   bool clean = true;        // false while an engine has the set open
   std::string last_error;   // a commit failure recorded for the next open
+  // Where MAIN and SPARE were when the set was last opened, so that tools
+  // given only the DB can find them.
+  std::string main_path;
+  std::string spare_path;
 };
 
 class MetaStore {
@@ -61,7 +65,9 @@ class MetaStore {
   // Applies the changes and the counters in one transaction.
   Status Apply(const std::vector<Change>& changes,
                const std::vector<std::pair<std::string, uint64_t>>& counters);
-  // Records whether the set is open (clean=false) or closed in order.
+  // Marks the set open (clean=false, with where its parts are now) or
+  // closed in order (clean=true).
+  Status SetOpen(const std::string& main_path, const std::string& spare_path);
   Status SetClean(bool clean);
   // Copies the WAL into the DB file and truncates it.
   Status Checkpoint();

@@ -49,17 +49,27 @@ Status MetaWriter::Stop() {
   return final_status_;
 }
 
+void MetaWriter::Abandon() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    abandon_ = true;
+  }
+  work_cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
 void MetaWriter::Run() {
   std::unique_lock lock(mu_);
   for (;;) {
     // Sleep until a flush is asked for, stop is asked for, or the interval
     // passes with changes queued.
     work_cv_.wait_for(lock, interval_, [this] { return stop_ || !waiters_.empty(); });
+    if (abandon_) break;  // a simulated crash: commit nothing more
     const bool stopping = stop_;
-    if (waiters_.empty() && queue_.empty()) {
-      if (stopping) break;
-      continue;
-    }
+    // The stopping cycle always commits, so that the counters changed since
+    // the last commit (reads, bytes, flushes) survive an orderly stop.
+    if (waiters_.empty() && queue_.empty() && !stopping) continue;
     // Everything queued and every flusher registered so far is served by this
     // cycle; the data they wrote was written before they got here, so the
     // sync below covers it.
@@ -71,7 +81,7 @@ void MetaWriter::Run() {
     lock.unlock();
 
     Status s = hooks_.sync_data();
-    if (s.ok() && !batch.empty()) s = store_->Apply(batch, counters_->Snapshot());
+    if (s.ok() && (!batch.empty() || stopping)) s = store_->Apply(batch, counters_->Snapshot());
 
     lock.lock();
     if (s.ok()) {

@@ -47,6 +47,11 @@ class MetaWriter {
   // Commits what is queued (one last flush), stops the thread and joins it.
   // Never blocks on anything but that final commit. Idempotent.
   Status Stop();
+  // Test hook (Engine::AbandonForTest): stops the thread as a crash would.
+  // What is queued is dropped, neither synced nor committed; a commit
+  // already under way finishes. Flushers get an error. Stop afterwards
+  // returns at once.
+  void Abandon();
 
  private:
   struct Waiter {
@@ -69,6 +74,7 @@ class MetaWriter {
   std::vector<Waiter*> waiters_;      // GUARDED_BY(mu_)
   Status error_;                      // GUARDED_BY(mu_)
   bool stop_ = false;                 // GUARDED_BY(mu_)
+  bool abandon_ = false;              // GUARDED_BY(mu_), exit without committing
   bool stopped_ = false;              // GUARDED_BY(mu_), the thread has exited
   Status final_status_;               // GUARDED_BY(mu_)
   std::thread thread_;

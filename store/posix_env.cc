@@ -15,28 +15,15 @@
 namespace remapfs {
 namespace {
 
-// Memory alignment of O_DIRECT buffers; covers every logical block size.
-constexpr size_t kBufferAlign = 4096;
-
 std::string Where(const char* op, const std::string& path, uint64_t offset, size_t n) {
   return std::string(op) + " " + path + " at " + std::to_string(offset) + "+" + std::to_string(n);
 }
 
-// A per-thread aligned scratch buffer for O_DIRECT transfers whose caller
-// buffer, offset or length is not aligned.
+// Scratch space for O_DIRECT transfers whose caller buffer, offset or length
+// is not aligned.
 char* BounceBuffer(size_t n) {
-  struct Buffer {
-    char* data = nullptr;
-    size_t size = 0;
-    ~Buffer() { std::free(data); }
-  };
-  thread_local Buffer buf;
-  if (buf.size < n) {
-    std::free(buf.data);
-    buf.data = static_cast<char*>(std::aligned_alloc(kBufferAlign, n));
-    buf.size = buf.data ? n : 0;
-  }
-  return buf.data;
+  thread_local AlignedBuffer buf;
+  return buf.Get(n);
 }
 
 class PosixBackend final : public Backend {
@@ -92,7 +79,7 @@ class PosixBackend final : public Backend {
  private:
   bool Aligned(uint64_t offset, size_t n, const char* buf) const {
     return offset % block_ == 0 && n % block_ == 0 &&
-           reinterpret_cast<uintptr_t>(buf) % kBufferAlign == 0;
+           reinterpret_cast<uintptr_t>(buf) % AlignedBuffer::kAlign == 0;
   }
   uint64_t RoundUp(uint64_t x) const { return (x + block_ - 1) & ~(uint64_t{block_} - 1); }
 
@@ -190,6 +177,18 @@ class PosixEnv final : public Env {
 };
 
 }  // namespace
+
+AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+
+char* AlignedBuffer::Get(size_t n) {
+  if (size_ < n) {
+    std::free(data_);
+    const size_t rounded = (n + kAlign - 1) / kAlign * kAlign;
+    data_ = static_cast<char*>(std::aligned_alloc(kAlign, rounded));
+    size_ = data_ ? rounded : 0;
+  }
+  return data_;
+}
 
 Env* Env::Default() {
   static PosixEnv* env = new PosixEnv;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstring>
 #include <random>
 
@@ -79,6 +80,28 @@ bool SameFile(const std::string& a, const std::string& b) {
 
 }  // namespace
 
+Status CheckDistinctParts(const SetPaths& paths) {
+  const char* pair = SameFile(paths.main, paths.spare) ? "MAIN and SPARE"
+                     : SameFile(paths.main, paths.db)  ? "MAIN and DB"
+                     : SameFile(paths.spare, paths.db) ? "SPARE and DB"
+                                                       : nullptr;
+  if (pair == nullptr) return Status::OK();
+  return Status::InvalidArgument(std::string(pair) +
+                                 " name the same file; MAIN, SPARE and DB must be three different files");
+}
+
+std::string DefaultDbPath(const std::string& spare) {
+  struct stat st;
+  if (::stat(spare.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) return "";
+  return spare + ".db";
+}
+
+std::string AbsolutePath(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
+}
+
 std::string NewUuid() {
   std::random_device rd;
   char b[16];
@@ -142,9 +165,8 @@ Status CreateSet(Env* env, const SetPaths& paths, const CreateOptions& options) 
   if (ss != 512 && ss != 4096) {
     return Status::InvalidArgument("sector size must be 512 or 4096, not " + std::to_string(ss));
   }
-  if (SameFile(paths.main, paths.spare) || SameFile(paths.main, paths.db) || SameFile(paths.spare, paths.db)) {
-    return Status::InvalidArgument("MAIN, SPARE and DB must be three different files");
-  }
+  Status distinct = CheckDistinctParts(paths);
+  if (!distinct.ok()) return distinct;
   if (env->FileExists(paths.db)) {
     return Status::InvalidArgument("DB " + paths.db + " already exists; remapctl create never overwrites a set");
   }
@@ -186,6 +208,8 @@ Status CreateSet(Env* env, const SetPaths& paths, const CreateOptions& options) 
   info.uuid = NewUuid();
   info.sector_size = ss;
   info.main_size = main_size;
+  info.main_path = AbsolutePath(paths.main);
+  info.spare_path = AbsolutePath(paths.spare);
   info.slot_count = static_cast<uint32_t>(
       std::min<uint64_t>((spare->Size() - kSpareHeaderSize) / ss, uint64_t{kPendingSlot}));
   info.created_us = std::chrono::duration_cast<std::chrono::microseconds>(

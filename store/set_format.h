@@ -50,10 +50,21 @@ struct CreateOptions {
   uint64_t spare_size = 0;
 };
 
+// InvalidArgument when two of the paths name one file (also through a link).
+Status CheckDistinctParts(const SetPaths& paths);
+
 // Makes a new set. Refuses, modifying nothing, when: the sector size is not
 // 512 or 4096, MAIN is empty or not a multiple of it, SPARE cannot hold one
 // slot, SPARE already holds a set, the DB exists, or two paths name one file.
 Status CreateSet(Env* env, const SetPaths& paths, const CreateOptions& options);
+
+// Where the DB lives when none is named: beside a regular-file SPARE, as
+// SPARE + ".db". Empty for a block device (a DB needs a filesystem): the
+// caller must then ask for an explicit path.
+std::string DefaultDbPath(const std::string& spare);
+
+// `path` made absolute (for the paths a DB records).
+std::string AbsolutePath(const std::string& path);
 
 // A fresh random UUID in text form.
 std::string NewUuid();

@@ -1,0 +1,144 @@
+#include "fuse/daemon.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstring>
+
+namespace remapfs {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+void NoOp(int) {}
+
+sigset_t ShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// Shared by the workers, the signal thread and the main thread.
+struct State {
+  fuse_session* session;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string reason;  // GUARDED_BY(mu); non-empty once shutdown is asked for
+  int running_workers = 0;  // GUARDED_BY(mu)
+
+  void Request(const std::string& why) {
+    std::lock_guard lock(mu);
+    if (reason.empty()) reason = why;
+    cv.notify_all();
+  }
+};
+
+void Worker(State* state) {
+  fuse_buf buf{};
+  while (!fuse_session_exited(state->session)) {
+    const int r = fuse_session_receive_buf(state->session, &buf);
+    if (r == -EINTR) continue;
+    if (r <= 0) {
+      if (r < 0) spdlog::error("reading /dev/fuse: {}", std::strerror(-r));
+      break;
+    }
+    fuse_session_process_buf(state->session, &buf);
+  }
+  std::free(buf.mem);
+  // The kernel ended the session (unmount), or shutdown is under way.
+  state->Request("the filesystem was unmounted");
+  std::lock_guard lock(state->mu);
+  --state->running_workers;
+  state->cv.notify_all();
+}
+
+}  // namespace
+
+void Daemon::PrepareSignals() {
+  sigset_t set = ShutdownSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  struct sigaction sa{};
+  sa.sa_handler = NoOp;  // no SA_RESTART: a blocked read returns EINTR
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int Daemon::Run(fuse_session* session, Filesystem* fs, Engine* engine, std::unique_ptr<ControlServer> control,
+                int threads) {
+  State state;
+  state.session = session;
+  std::vector<std::thread> workers;
+  {
+    std::lock_guard lock(state.mu);
+    state.running_workers = threads;
+  }
+  for (int i = 0; i < threads; ++i) workers.emplace_back(Worker, &state);
+  std::vector<pthread_t> worker_ids;
+  for (auto& w : workers) worker_ids.push_back(w.native_handle());
+
+  // The signal thread is detached: it may stay in sigwait until exit.
+  std::thread([&state] {
+    sigset_t set = ShutdownSignals();
+    int sig = 0;
+    if (sigwait(&set, &sig) == 0) state.Request(std::string("signal ") + strsignal(sig));
+  }).detach();
+
+  std::string reason;
+  {
+    std::unique_lock lock(state.mu);
+    state.cv.wait(lock, [&] { return !state.reason.empty(); });
+    reason = state.reason;
+  }
+  spdlog::info("shutdown requested: {}", reason);
+  const auto begin = Clock::now();
+
+  // 1. Stop taking requests; those in flight finish and reply.
+  auto t = Clock::now();
+  fuse_session_exit(session);
+  const int in_flight = fs->gate().active();
+  fs->gate().CloseAndDrain();
+  spdlog::info("shutdown step 1: FUSE stopped taking requests, {} in flight finished, in {:.1f} ms", in_flight,
+               MsSince(t));
+
+  // 2. Background workers.
+  t = Clock::now();
+  control->Stop();
+  spdlog::info("shutdown step 2: background workers (control channel) stopped in {:.1f} ms", MsSince(t));
+
+  // 3-6. The engine.
+  Status s = engine->Close();
+
+  // Wake workers still blocked in read(/dev/fuse); they exit because the
+  // session is marked exited. Bounded: a worker that does not come back is
+  // left to the process exit.
+  t = Clock::now();
+  fuse_session_unmount(session);
+  bool joined = false;
+  for (int i = 0; i < 200 && !joined; ++i) {
+    for (pthread_t id : worker_ids) pthread_kill(id, SIGUSR1);
+    std::unique_lock lock(state.mu);
+    joined = state.cv.wait_for(lock, std::chrono::milliseconds(10), [&] { return state.running_workers == 0; });
+  }
+  for (auto& w : workers) {
+    if (joined) {
+      w.join();
+    } else {
+      w.detach();
+    }
+  }
+  spdlog::info("unmounted, workers {} in {:.1f} ms; shutdown took {:.1f} ms in all",
+               joined ? "joined" : "left to exit", MsSince(t), MsSince(begin));
+  if (!s.ok()) spdlog::error("shutdown: {}", s.ToString());
+  if (joined) fuse_session_destroy(session);
+  return s.ok() ? 0 : 1;
+}
+
+}  // namespace remapfs

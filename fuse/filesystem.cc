@@ -1,0 +1,324 @@
+#include "fuse/filesystem.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <string_view>
+
+namespace remapfs {
+
+bool RequestGate::Enter() {
+  std::lock_guard lock(mu_);
+  if (closed_) return false;
+  ++active_;
+  return true;
+}
+
+void RequestGate::Leave() {
+  std::lock_guard lock(mu_);
+  if (--active_ == 0) cv_.notify_all();
+}
+
+void RequestGate::CloseAndDrain() {
+  std::unique_lock lock(mu_);
+  closed_ = true;
+  cv_.wait(lock, [this] { return active_ == 0; });
+}
+
+int RequestGate::active() const {
+  std::lock_guard lock(mu_);
+  return active_;
+}
+
+namespace {
+
+constexpr double kAttrTimeout = 3600.0;  // the file's attributes never change
+constexpr std::string_view kXattrUuid = "user.remapfs.uuid";
+constexpr std::string_view kXattrDb = "user.remapfs.db";
+
+timespec Now() {
+  timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return t;
+}
+
+Filesystem* Fs(fuse_req_t req) { return static_cast<Filesystem*>(fuse_req_userdata(req)); }
+
+// Holds the gate for a request that uses the engine.
+class GateHold {
+ public:
+  explicit GateHold(RequestGate& gate) : gate_(gate), entered_(gate.Enter()) {}
+  ~GateHold() {
+    if (entered_) gate_.Leave();
+  }
+  explicit operator bool() const { return entered_; }
+
+ private:
+  RequestGate& gate_;
+  const bool entered_;
+};
+
+// Runs fn(), turning an escaping exception into EIO (logged).
+template <typename Fn>
+int Guard(const char* op, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    spdlog::error("{}: {}", op, e.what());
+  } catch (...) {
+    spdlog::error("{}: unknown exception", op);
+  }
+  return EIO;
+}
+
+int CheckStatus(const Status& s) {
+  if (s.ok()) return 0;
+  spdlog::debug("{}", s.ToString());
+  return s.ToErrno();
+}
+
+void OnInit(void* userdata, fuse_conn_info* conn) {
+  (void)userdata;
+  conn->max_write = Filesystem::kMaxWrite;
+  conn->max_readahead = Filesystem::kMaxWrite;
+  // O_TRUNC arrives with open, where it is ignored as a block device does,
+  // instead of as a truncate to 0.
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // every write reaches the engine
+}
+
+void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Filesystem* fs = Fs(req);
+  if (parent != FUSE_ROOT_ID || fs->config().file_name != name) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  fuse_entry_param e{};
+  e.ino = Filesystem::kFileIno;
+  e.attr = fs->Attr(e.ino);
+  e.attr_timeout = kAttrTimeout;
+  e.entry_timeout = kAttrTimeout;
+  fuse_reply_entry(req, &e);
+}
+
+void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  if (ino != FUSE_ROOT_ID && ino != Filesystem::kFileIno) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  struct stat st = Fs(req)->Attr(ino);
+  fuse_reply_attr(req, &st, kAttrTimeout);
+}
+
+void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  Filesystem* fs = Fs(req);
+  // The image has MAIN's size, like a disk: no truncate, no growth. Other
+  // attributes are fixed too; a request that changes nothing succeeds.
+  if ((to_set & FUSE_SET_ATTR_SIZE) && static_cast<uint64_t>(attr->st_size) != fs->engine()->size()) {
+    fuse_reply_err(req, EPERM);
+    return;
+  }
+  if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+    fuse_reply_err(req, EPERM);
+    return;
+  }
+  struct stat st = fs->Attr(ino);
+  fuse_reply_attr(req, &st, kAttrTimeout);
+}
+
+void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (ino != Filesystem::kFileIno) {
+    fuse_reply_err(req, EISDIR);
+    return;
+  }
+  if (Fs(req)->config().kernel_cache) {
+    fi->keep_cache = 1;
+  } else {
+    fi->direct_io = 1;  // each read and write reaches the engine
+  }
+  fuse_reply_open(req, fi);
+}
+
+void OnRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*) {
+  Filesystem* fs = Fs(req);
+  thread_local AlignedBuffer buffer;
+  GateHold hold(fs->gate());
+  if (!hold) {
+    fuse_reply_err(req, EIO);
+    return;
+  }
+  const uint64_t image = fs->engine()->size();
+  const size_t n = static_cast<uint64_t>(off) >= image ? 0 : std::min<uint64_t>(size, image - off);
+  char* buf = buffer.Get(std::max<size_t>(n, 1));
+  int err = buf ? 0 : ENOMEM;
+  if (err == 0) err = Guard("read", [&] { return CheckStatus(fs->engine()->Read(off, n, buf)); });
+  if (err != 0) {
+    fuse_reply_err(req, err);
+  } else {
+    fuse_reply_buf(req, buf, n);
+  }
+}
+
+void OnWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off, fuse_file_info*) {
+  Filesystem* fs = Fs(req);
+  GateHold hold(fs->gate());
+  if (!hold) {
+    fuse_reply_err(req, EIO);
+    return;
+  }
+  const uint64_t image = fs->engine()->size();
+  if (static_cast<uint64_t>(off) >= image && size > 0) {
+    fuse_reply_err(req, ENOSPC);  // past the end of the disk
+    return;
+  }
+  const size_t n = std::min<uint64_t>(size, image - off);
+  int err = Guard("write", [&] { return CheckStatus(fs->engine()->Write(off, n, data)); });
+  if (err != 0) {
+    fuse_reply_err(req, err);
+  } else {
+    fuse_reply_write(req, n);
+  }
+}
+
+// fsync and close-time flush both make every acknowledged write durable.
+void ReplyFlush(fuse_req_t req) {
+  Filesystem* fs = Fs(req);
+  GateHold hold(fs->gate());
+  if (!hold) {
+    fuse_reply_err(req, EIO);
+    return;
+  }
+  fuse_reply_err(req, Guard("fsync", [&] { return CheckStatus(fs->engine()->Flush()); }));
+}
+
+void OnFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { ReplyFlush(req); }
+void OnFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { ReplyFlush(req); }
+void OnRelease(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void OnFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length, fuse_file_info*) {
+  // Every byte of the image already exists; discard is not supported.
+  const uint64_t image = Fs(req)->engine()->size();
+  const bool in_range = offset >= 0 && length >= 0 && static_cast<uint64_t>(offset + length) <= image;
+  if ((mode & ~FALLOC_FL_KEEP_SIZE) != 0) {
+    fuse_reply_err(req, EOPNOTSUPP);
+  } else {
+    fuse_reply_err(req, in_range ? 0 : EFBIG);
+  }
+}
+
+void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  if (ino != FUSE_ROOT_ID) {
+    fuse_reply_err(req, ENOTDIR);
+    return;
+  }
+  Filesystem* fs = Fs(req);
+  std::string buf(size, '\0');
+  size_t used = 0;
+  const char* names[] = {".", "..", fs->config().file_name.c_str()};
+  const fuse_ino_t inos[] = {FUSE_ROOT_ID, FUSE_ROOT_ID, Filesystem::kFileIno};
+  for (off_t i = off; i < 3; ++i) {
+    struct stat st = fs->Attr(inos[i]);
+    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, names[i], &st, i + 1);
+    if (need > size - used) break;
+    used += need;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void OnStatfs(fuse_req_t req, fuse_ino_t) {
+  Filesystem* fs = Fs(req);
+  struct statvfs st{};
+  st.f_bsize = st.f_frsize = fs->engine()->sector_size();
+  st.f_blocks = fs->engine()->sector_count();
+  st.f_files = 1;
+  st.f_namemax = 255;
+  fuse_reply_statfs(req, &st);
+}
+
+// The xattrs let remapctl find the set from a mountpoint or the file.
+void OnGetxattr(fuse_req_t req, fuse_ino_t, const char* name, size_t size) {
+  Filesystem* fs = Fs(req);
+  std::string value;
+  if (name == kXattrUuid) {
+    value = fs->engine()->uuid();
+  } else if (name == kXattrDb) {
+    value = fs->config().db_path;
+  } else {
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
+  if (size == 0) {
+    fuse_reply_xattr(req, value.size());
+  } else if (size < value.size()) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, value.data(), value.size());
+  }
+}
+
+void OnListxattr(fuse_req_t req, fuse_ino_t, size_t size) {
+  std::string names;
+  names.append(kXattrUuid).push_back('\0');
+  names.append(kXattrDb).push_back('\0');
+  if (size == 0) {
+    fuse_reply_xattr(req, names.size());
+  } else if (size < names.size()) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, names.data(), names.size());
+  }
+}
+
+}  // namespace
+
+Filesystem::Filesystem(Engine* engine, FsConfig config)
+    : engine_(engine), config_(std::move(config)), start_time_(Now()) {}
+
+struct stat Filesystem::Attr(fuse_ino_t ino) const {
+  struct stat st{};
+  st.st_ino = ino;
+  st.st_uid = config_.uid;
+  st.st_gid = config_.gid;
+  st.st_atim = st.st_mtim = st.st_ctim = start_time_;
+  if (ino == FUSE_ROOT_ID) {
+    st.st_mode = S_IFDIR | 0755;
+    st.st_nlink = 2;
+  } else {
+    st.st_mode = S_IFREG | (config_.mode & 07777);
+    st.st_nlink = 1;
+    st.st_size = static_cast<off_t>(engine_->size());
+    st.st_blksize = engine_->sector_size();
+    st.st_blocks = static_cast<blkcnt_t>(engine_->size() / 512);
+  }
+  return st;
+}
+
+const fuse_lowlevel_ops& Filesystem::Ops() {
+  static const fuse_lowlevel_ops ops = [] {
+    fuse_lowlevel_ops o{};
+    o.init = OnInit;
+    o.lookup = OnLookup;
+    o.getattr = OnGetattr;
+    o.setattr = OnSetattr;
+    o.open = OnOpen;
+    o.read = OnRead;
+    o.write = OnWrite;
+    o.flush = OnFlush;
+    o.fsync = OnFsync;
+    o.release = OnRelease;
+    o.fallocate = OnFallocate;
+    o.readdir = OnReaddir;
+    o.statfs = OnStatfs;
+    o.getxattr = OnGetxattr;
+    o.listxattr = OnListxattr;
+    return o;
+  }();
+  return ops;
+}
+
+}  // namespace remapfs

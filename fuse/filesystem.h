@@ -1,0 +1,70 @@
+// The FUSE adapter: one directory holding one regular file whose bytes are
+// the engine's image. Low-level libfuse API; every operation is wired in
+// Ops(). Each handler replies exactly once, never while holding a lock, and
+// lets no exception escape into libfuse.
+//
+// Requests that reach the engine pass a RequestGate, so the ordered shutdown
+// can stop taking requests and wait for the ones in flight before it closes
+// the engine.
+#pragma once
+
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <string>
+
+#include "store/engine.h"
+
+namespace remapfs {
+
+// Counts requests inside the engine. Thread-safe.
+class RequestGate {
+ public:
+  // False once Close() was called: the request must not touch the engine.
+  bool Enter();
+  void Leave();
+  // No request enters from now on; returns when those inside have left.
+  void CloseAndDrain();
+  int active() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  int active_ = 0;      // GUARDED_BY(mu_)
+  bool closed_ = false;  // GUARDED_BY(mu_)
+};
+
+struct FsConfig {
+  std::string file_name;    // the one file in the mount
+  std::string db_path;      // shown as the xattr user.remapfs.db
+  bool kernel_cache = false;  // let the kernel page-cache the file
+  mode_t mode = 0600;       // permission bits of the file (MAIN's)
+  uid_t uid = 0;            // owner of the file (MAIN's)
+  gid_t gid = 0;
+};
+
+class Filesystem {
+ public:
+  static constexpr fuse_ino_t kFileIno = 2;
+  static constexpr size_t kMaxWrite = 1 << 20;
+
+  // REQUIRES: engine outlives the session that uses this filesystem.
+  Filesystem(Engine* engine, FsConfig config);
+  static const fuse_lowlevel_ops& Ops();
+
+  Engine* engine() const { return engine_; }
+  const FsConfig& config() const { return config_; }
+  RequestGate& gate() { return gate_; }
+  struct stat Attr(fuse_ino_t ino) const;
+
+ private:
+  Engine* const engine_;
+  const FsConfig config_;
+  const struct timespec start_time_;
+  RequestGate gate_;
+};
+
+}  // namespace remapfs

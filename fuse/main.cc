@@ -1,0 +1,293 @@
+// remapfs: the daemon. Usage (also through mount.fuse3 and fstab):
+//   remapfs MAIN MOUNTPOINT -o spare=SPARE[,db=DB][,name=FILE][,...] [-f] [-d]
+#include <fcntl.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "fuse/daemon.h"
+#include "fuse/filesystem.h"
+#include "store/control.h"
+#include "store/engine.h"
+
+namespace remapfs {
+namespace {
+
+constexpr const char* kUsage = R"(usage: remapfs MAIN MOUNTPOINT -o spare=SPARE[,OPTION...] [-f] [-d]
+
+Mounts MAIN, with the bad sectors remapped to SPARE, as one regular file in
+MOUNTPOINT. Make the set first with `remapctl create MAIN SPARE`.
+
+remapfs options (-o):
+  spare=PATH          the SPARE image of the set (required)
+  db=PATH             the set's DB (default: SPARE.db; required when SPARE is
+                      a block device)
+  name=FILE           name of the file in the mount (default: MAIN's base name)
+  direct              open MAIN and SPARE O_DIRECT even when they are regular
+                      files (block devices always are), so that write errors
+                      are reported per request instead of at the next fsync
+  cache               let the kernel page-cache the exposed file (faster
+                      re-reads; read faults are then seen only on cache misses).
+                      Default: every read and write reaches remapfs
+  threads=N           FUSE worker threads (default 4)
+  commit_ms=N         commit table changes at least every N ms (default 1000)
+  log=FILE            log to FILE (default: stderr with -f, syslog otherwise)
+  log_level=LEVEL     debug, info (default), warn or error
+
+FUSE options: -f (foreground), -d (debug: foreground and every request logged
+by libfuse), -o allow_other, -o ro etc. are passed to libfuse.
+  -h, --help          this text
+  -V, --version       the version
+
+The exposed file has MAIN's size, owner and permission bits. fsync (and
+close) makes every acknowledged write durable. Stop with `fusermount -u
+MOUNTPOINT`, `umount MOUNTPOINT`, SIGTERM or SIGINT.
+)";
+
+struct Options {
+  char* spare = nullptr;
+  char* db = nullptr;
+  char* name = nullptr;
+  char* log = nullptr;
+  char* log_level = nullptr;
+  unsigned threads = 4;
+  unsigned commit_ms = 1000;
+  int direct = 0;
+  int cache = 0;
+  int foreground = 0;
+  int debug = 0;
+  int help = 0;
+  int version = 0;
+  std::vector<std::string> positional;
+};
+
+enum Key { kForeground, kDebug, kHelp, kVersion };
+
+#define OPT(templ, field, value) {templ, offsetof(Options, field), value}
+const fuse_opt kOptSpec[] = {
+    OPT("spare=%s", spare, 0),
+    OPT("db=%s", db, 0),
+    OPT("name=%s", name, 0),
+    OPT("log=%s", log, 0),
+    OPT("log_level=%s", log_level, 0),
+    OPT("threads=%u", threads, 0),
+    OPT("commit_ms=%u", commit_ms, 0),
+    OPT("direct", direct, 1),
+    OPT("cache", cache, 1),
+    FUSE_OPT_KEY("-f", kForeground),
+    FUSE_OPT_KEY("-d", kDebug),
+    FUSE_OPT_KEY("debug", kDebug),
+    FUSE_OPT_KEY("-h", kHelp),
+    FUSE_OPT_KEY("--help", kHelp),
+    FUSE_OPT_KEY("-V", kVersion),
+    FUSE_OPT_KEY("--version", kVersion),
+    FUSE_OPT_END,
+};
+#undef OPT
+
+int ProcessOpt(void* data, const char* arg, int key, fuse_args*) {
+  auto* o = static_cast<Options*>(data);
+  switch (key) {
+    case FUSE_OPT_KEY_NONOPT:
+      o->positional.emplace_back(arg);
+      return 0;
+    case kForeground:
+      o->foreground = 1;
+      return 0;
+    case kDebug:
+      o->debug = o->foreground = 1;
+      return 1;  // libfuse prints every request with -d
+    case kHelp:
+      o->help = 1;
+      return 0;
+    case kVersion:
+      o->version = 1;
+      return 0;
+    default:
+      return 1;  // for libfuse
+  }
+}
+
+// Start-up errors: one line on stderr (or through the pipe to the parent
+// when daemonized), exit status 1.
+class Startup {
+ public:
+  // Forks unless foreground: the parent waits for the child's verdict, so
+  // `mount` and the shell see the real outcome.
+  void Daemonize(bool foreground) {
+    if (foreground) return;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) Fail(std::string("pipe: ") + std::strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) Fail(std::string("fork: ") + std::strerror(errno));
+    if (pid > 0) {
+      close(fds[1]);
+      std::string msg;
+      char buf[512];
+      ssize_t n;
+      while ((n = read(fds[0], buf, sizeof(buf))) > 0) msg.append(buf, static_cast<size_t>(n));
+      if (msg == "ok") _exit(0);
+      std::fprintf(stderr, "%s\n", msg.empty() ? "remapfs: the daemon died while starting" : msg.c_str());
+      _exit(1);
+    }
+    close(fds[0]);
+    pipe_ = fds[1];
+    setsid();
+  }
+
+  [[noreturn]] void Fail(const std::string& line) {
+    const std::string msg = "remapfs: " + line;
+    if (pipe_ >= 0) {
+      [[maybe_unused]] ssize_t r = write(pipe_, msg.data(), msg.size());
+    } else {
+      std::fprintf(stderr, "%s\n", msg.c_str());
+    }
+    _exit(1);
+  }
+
+  // Tells the parent that the mount is up, and detaches from the terminal.
+  void Done() {
+    if (pipe_ < 0) return;
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+      dup2(null, 0);
+      dup2(null, 1);
+      dup2(null, 2);
+      close(null);
+    }
+    [[maybe_unused]] ssize_t r = write(pipe_, "ok", 2);
+    close(pipe_);
+    pipe_ = -1;
+  }
+
+ private:
+  int pipe_ = -1;
+};
+
+void SetUpLogging(const Options& o, Startup* startup) {
+  std::shared_ptr<spdlog::logger> logger;
+  try {
+    if (o.log) {
+      logger = spdlog::basic_logger_mt("remapfs", o.log);
+    } else if (o.foreground) {
+      logger = spdlog::stderr_color_mt("remapfs");
+    } else {
+      logger = spdlog::syslog_logger_mt("remapfs", "remapfs", LOG_PID, LOG_DAEMON);
+    }
+  } catch (const spdlog::spdlog_ex& e) {
+    startup->Fail(std::string("cannot open the log: ") + e.what());
+  }
+  auto level = spdlog::level::info;
+  if (o.log_level) {
+    level = spdlog::level::from_str(o.log_level);
+    if (level == spdlog::level::off && std::strcmp(o.log_level, "off") != 0) {
+      startup->Fail(std::string("unknown log_level '") + o.log_level + "' (debug, info, warn or error)");
+    }
+  }
+  if (o.debug) level = spdlog::level::debug;
+  logger->set_level(level);
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+int Main(int argc, char** argv) {
+  fuse_args args = FUSE_ARGS_INIT(argc, argv);
+  Options o;
+  Startup startup;
+  if (fuse_opt_parse(&args, &o, kOptSpec, ProcessOpt) != 0) startup.Fail("bad options (see remapfs --help)");
+  if (o.help) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (o.version) {
+    std::printf("remapfs %s (libfuse %s)\n", REMAPFS_VERSION, fuse_pkgversion());
+    return 0;
+  }
+  if (o.positional.size() != 2) {
+    startup.Fail("expected MAIN and MOUNTPOINT, got " + std::to_string(o.positional.size()) +
+                 " path(s) (see remapfs --help)");
+  }
+  if (!o.spare) startup.Fail("-o spare=SPARE is required (see remapfs --help)");
+  if (o.threads < 1 || o.threads > 64) startup.Fail("threads must be between 1 and 64");
+  if (o.commit_ms < 1) startup.Fail("commit_ms must be at least 1");
+
+  SetPaths paths;
+  paths.main = AbsolutePath(o.positional[0]);
+  paths.spare = AbsolutePath(o.spare);
+  const std::string mountpoint = AbsolutePath(o.positional[1]);
+  if (o.db) {
+    paths.db = AbsolutePath(o.db);
+  } else {
+    paths.db = DefaultDbPath(paths.spare);
+    if (paths.db.empty()) startup.Fail("SPARE " + paths.spare + " is a block device: give -o db=PATH");
+  }
+  struct stat main_st, mnt_st;
+  if (stat(paths.main.c_str(), &main_st) != 0) {
+    startup.Fail("MAIN " + paths.main + ": " + std::strerror(errno));
+  }
+  if (stat(mountpoint.c_str(), &mnt_st) != 0 || !S_ISDIR(mnt_st.st_mode)) {
+    startup.Fail("mountpoint " + mountpoint + " is not a directory");
+  }
+
+  startup.Daemonize(o.foreground);
+  SetUpLogging(o, &startup);
+  Daemon::PrepareSignals();
+
+  EngineOptions eo;
+  eo.direct_io = o.direct;
+  eo.commit_interval = std::chrono::milliseconds(o.commit_ms);
+  std::unique_ptr<Engine> engine;
+  Status s = Engine::Open(paths, eo, &engine);
+  if (!s.ok()) startup.Fail(s.message());
+
+  FsConfig config;
+  config.file_name = o.name ? o.name : std::filesystem::path(paths.main).filename().string();
+  if (config.file_name.empty() || config.file_name.find('/') != std::string::npos) {
+    startup.Fail("name=" + config.file_name + " is not a file name");
+  }
+  config.db_path = paths.db;
+  config.kernel_cache = o.cache;
+  config.mode = main_st.st_mode & 07777;
+  config.uid = main_st.st_uid;
+  config.gid = main_st.st_gid;
+  Filesystem fs(engine.get(), config);
+
+  // Permission bits of the file are enforced by the kernel.
+  fuse_opt_add_arg(&args, "-odefault_permissions");
+  fuse_opt_add_arg(&args, ("-ofsname=" + paths.main).c_str());
+  fuse_opt_add_arg(&args, "-osubtype=remapfs");
+  fuse_session* se = fuse_session_new(&args, &Filesystem::Ops(), sizeof(fuse_lowlevel_ops), &fs);
+  if (!se) startup.Fail("libfuse refused the options (unknown option?); see remapfs --help");
+  if (fuse_session_mount(se, mountpoint.c_str()) != 0) startup.Fail("cannot mount on " + mountpoint);
+
+  std::unique_ptr<ControlServer> control;
+  s = ControlServer::Start(engine.get(), &control);
+  if (!s.ok()) {
+    fuse_session_unmount(se);
+    startup.Fail(s.message());
+  }
+  spdlog::info("mounted {} at {}/{} (spare {}, DB {})", paths.main, mountpoint, config.file_name, paths.spare,
+               paths.db);
+  startup.Done();
+  const int rc = Daemon::Run(se, &fs, engine.get(), std::move(control), static_cast<int>(o.threads));
+  fuse_opt_free_args(&args);
+  spdlog::shutdown();
+  // Workers left blocked in the kernel (if any) must not run destructors.
+  std::_Exit(rc);
+}
+
+}  // namespace
+}  // namespace remapfs
+
+int main(int argc, char** argv) { return remapfs::Main(argc, argv); }

@@ -1,0 +1,277 @@
+#include "store/control.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <spdlog/spdlog.h>
+
+namespace remapfs {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kMaxLine = 1 << 20;
+
+// Fills an abstract-namespace address; returns its length.
+socklen_t AbstractAddress(const std::string& name, sockaddr_un* addr) {
+  std::memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  const size_t n = std::min(name.size(), sizeof(addr->sun_path) - 1);
+  std::memcpy(addr->sun_path + 1, name.data(), n);  // sun_path[0] == '\0': abstract
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+}
+
+bool SendAll(int fd, const std::string& s) {
+  size_t done = 0;
+  while (done < s.size()) {
+    ssize_t r = ::send(fd, s.data() + done, s.size() - done, MSG_NOSIGNAL);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    done += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// Reads up to and without the first '\n'; false on error, EOF or overlong.
+bool RecvLine(int fd, std::string* line) {
+  line->clear();
+  char c;
+  for (;;) {
+    ssize_t r = ::recv(fd, &c, 1, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    if (c == '\n') return true;
+    if (line->size() >= kMaxLine) return false;
+    line->push_back(c);
+  }
+}
+
+json Error(const std::string& msg) { return json{{"ok", false}, {"error", msg}}; }
+json Result(json result) { return json{{"ok", true}, {"result", std::move(result)}}; }
+
+// A change is answered only once durable.
+json Changed(Engine* engine, const Status& s, json result) {
+  if (!s.ok()) return Error(s.ToString());
+  Status f = engine->Flush();
+  if (!f.ok()) return Error("the change is made but not yet durable: " + f.ToString());
+  return Result(std::move(result));
+}
+
+json Dispatch(Engine* engine, const json& req) {
+  const std::string verb = req.at("verb").get<std::string>();
+  if (verb == "status") {
+    json j = HealthToJson(engine->GetHealth());
+    j["uuid"] = engine->uuid();
+    j["sector_size"] = engine->sector_size();
+    j["size"] = engine->size();
+    return Result(j);
+  }
+  if (verb == "list") {
+    const uint64_t first = req.value("first", uint64_t{0});
+    const uint64_t end = req.value("end", engine->sector_count());
+    json arr = json::array();
+    for (const Mapping& m : engine->List(first, end)) arr.push_back(MappingToJson(m));
+    return Result(arr);
+  }
+  if (verb == "fault-list") {
+    json arr = json::array();
+    for (const FaultRule& r : engine->ListFaultRules()) arr.push_back(FaultRuleToJson(r));
+    return Result(arr);
+  }
+  if (verb == "fault-add") {
+    FaultRule rule, added;
+    Status s = FaultRuleFromJson(req.at("rule"), &rule);
+    rule.id = 0;  // the engine numbers new rules
+    if (s.ok()) s = engine->AddFaultRule(rule, &added);
+    return Changed(engine, s, s.ok() ? FaultRuleToJson(added) : json());
+  }
+  if (verb == "fault-remove") return Changed(engine, engine->RemoveFaultRule(req.at("id").get<uint64_t>()), json());
+  if (verb == "fault-clear") {
+    engine->ClearFaultRules();
+    return Changed(engine, Status::OK(), json());
+  }
+  if (verb == "remap") return Changed(engine, engine->Remap(req.at("sector").get<uint64_t>()), json());
+  if (verb == "unremap") return Changed(engine, engine->Unremap(req.at("sector").get<uint64_t>()), json());
+  if (verb == "mark-pending") {
+    return Changed(engine, engine->MarkPending(req.at("sector").get<uint64_t>()), json());
+  }
+  if (verb == "flush") return Changed(engine, Status::OK(), json());
+  return Error("unknown verb '" + verb + "'");
+}
+
+}  // namespace
+
+json HealthToJson(const Health& h) {
+  json counters = json::object();
+  for (const auto& [name, value] : h.counters) counters[name] = value;
+  return json{{"state", h.State()},
+              {"remapped_sectors", h.remapped_sectors},
+              {"pending_sectors", h.pending_sectors},
+              {"slots", {{"total", h.slots_total},
+                         {"free", h.slots_free},
+                         {"used", h.slots_used},
+                         {"bad", h.slots_bad},
+                         {"quarantined", h.slots_quarantined}}},
+              {"table_bytes", h.table_bytes},
+              {"was_clean", h.was_clean},
+              {"store_error", h.store_error},
+              {"counters", counters}};
+}
+
+json MappingToJson(const Mapping& m) {
+  json j{{"sector", m.sector}, {"state", m.pending() ? "pending" : "remapped"}};
+  j["slot"] = m.pending() ? json(nullptr) : json(m.slot);
+  return j;
+}
+
+json FaultRuleToJson(const FaultRule& r) {
+  return json{{"id", r.id},
+              {"device", DeviceName(r.device)},
+              {"first", r.sectors.first},
+              {"count", r.sectors.count},
+              {"op", FaultOpName(r.op)},
+              {"times", r.times},
+              {"probability", r.probability},
+              {"seed", r.seed},
+              {"delay_ms", r.delay_ms}};
+}
+
+Status FaultRuleFromJson(const json& j, FaultRule* r) {
+  try {
+    auto device = ParseDevice(j.at("device").get<std::string>());
+    auto op = ParseFaultOp(j.value("op", std::string("both")));
+    if (!device) return Status::InvalidArgument("device must be main or spare");
+    if (!op) return Status::InvalidArgument("op must be read, write or both");
+    r->id = j.value("id", uint64_t{0});
+    r->device = *device;
+    r->op = *op;
+    r->sectors = {j.at("first").get<uint64_t>(), j.value("count", uint64_t{1})};
+    r->times = j.value("times", uint64_t{0});
+    r->probability = j.value("probability", 1.0);
+    r->seed = j.value("seed", uint64_t{0});
+    r->delay_ms = j.value("delay_ms", uint32_t{0});
+  } catch (const json::exception& e) {
+    return Status::InvalidArgument(std::string("bad fault rule: ") + e.what());
+  }
+  return Status::OK();
+}
+
+std::string HandleControlRequest(Engine* engine, std::string_view line) {
+  json reply;
+  try {
+    json req = json::parse(line);
+    if (!req.is_object()) {
+      reply = Error("a request is a JSON object");
+    } else {
+      reply = Dispatch(engine, req);
+    }
+  } catch (const std::exception& e) {
+    reply = Error(std::string("bad request: ") + e.what());
+  }
+  return reply.dump() + "\n";
+}
+
+std::string ControlSocketName(const std::string& uuid) { return "remapfs/" + uuid; }
+
+Status ControlCall(const std::string& uuid, const json& request, json* result) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::FromErrno("socket", errno);
+  sockaddr_un addr;
+  socklen_t len = AbstractAddress(ControlSocketName(uuid), &addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == ECONNREFUSED || err == ENOENT) return Status::NotFound("no running remapfs daemon for set " + uuid);
+    return Status::FromErrno("connect to the remapfs daemon", err);
+  }
+  std::string line;
+  const bool ok = SendAll(fd, request.dump() + "\n") && RecvLine(fd, &line);
+  ::close(fd);
+  if (!ok) return Status::IOError("the remapfs daemon closed the control connection (not its owner?)", EPIPE);
+  try {
+    json reply = json::parse(line);
+    if (!reply.value("ok", false)) return Status::InvalidArgument(reply.value("error", std::string("failed")));
+    *result = reply.value("result", json());
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string("bad reply from the daemon: ") + e.what());
+  }
+  return Status::OK();
+}
+
+Status ControlServer::Start(Engine* engine, std::unique_ptr<ControlServer>* result) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::FromErrno("socket", errno);
+  sockaddr_un addr;
+  socklen_t len = AbstractAddress(ControlSocketName(engine->uuid()), &addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 8) != 0) {
+    Status s = Status::FromErrno("control socket for set " + engine->uuid(), errno);
+    ::close(fd);
+    return s;
+  }
+  int wake = ::eventfd(0, EFD_CLOEXEC);
+  if (wake < 0) {
+    Status s = Status::FromErrno("eventfd", errno);
+    ::close(fd);
+    return s;
+  }
+  result->reset(new ControlServer(engine, fd, wake));
+  return Status::OK();
+}
+
+ControlServer::ControlServer(Engine* engine, int listen_fd, int wake_fd)
+    : engine_(engine), listen_fd_(listen_fd), wake_fd_(wake_fd) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+ControlServer::~ControlServer() {
+  Stop();
+  ::close(listen_fd_);
+  ::close(wake_fd_);
+}
+
+void ControlServer::Stop() {
+  if (!thread_.joinable()) return;
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t r = ::write(wake_fd_, &one, sizeof(one));
+  thread_.join();
+}
+
+void ControlServer::Run() {
+  for (;;) {
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("control channel: poll: {}", std::strerror(errno));
+      return;
+    }
+    if (fds[1].revents) return;
+    if (!(fds[0].revents & POLLIN)) continue;
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    Serve(fd);
+    ::close(fd);
+  }
+}
+
+void ControlServer::Serve(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+      (cred.uid != 0 && cred.uid != ::geteuid())) {
+    spdlog::warn("control channel: refused a client of uid {}", cred.uid);
+    return;
+  }
+  timeval timeout{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  std::string line;
+  if (!RecvLine(fd, &line)) return;
+  SendAll(fd, HandleControlRequest(engine_, line));
+}
+
+}  // namespace remapfs

@@ -1,0 +1,422 @@
+// remapctl: create, inspect and steer remapfs sets.
+//
+// TARGET is the set's DB, or the mountpoint (or exposed file) of a running
+// daemon. With a running daemon every verb goes through its control channel
+// and applies live; otherwise read verbs read the DB (read-only) and
+// changing verbs open the set themselves.
+#include <spdlog/spdlog.h>
+#include <sys/xattr.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/check.h"
+#include "store/control.h"
+#include "store/engine.h"
+#include "store/meta_store.h"
+#include "store/set_format.h"
+
+namespace remapfs {
+namespace {
+
+using nlohmann::json;
+
+// A failure with the exit code to leave with.
+struct Failure {
+  std::string message;
+  int code = 1;
+};
+
+[[noreturn]] void Fail(const std::string& message, int code = 1) { throw Failure{message, code}; }
+void Check(const Status& s) {
+  if (!s.ok()) Fail(s.message());
+}
+
+std::optional<std::string> GetXattr(const std::string& path, const char* name) {
+  char buf[4096];
+  ssize_t n = ::getxattr(path.c_str(), name, buf, sizeof(buf));
+  if (n < 0) return std::nullopt;
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// What TARGET names: the set's UUID and DB; `live` when a daemon answers.
+struct Target {
+  std::string uuid;
+  std::string db;
+  bool live = false;
+};
+
+Target Resolve(const std::string& path) {
+  Target t;
+  if (auto uuid = GetXattr(path, "user.remapfs.uuid")) {
+    t.uuid = *uuid;
+    t.db = GetXattr(path, "user.remapfs.db").value_or("");
+    t.live = true;
+    return t;
+  }
+  std::unique_ptr<MetaStore> meta;
+  Status s = MetaStore::Open(path, /*read_only=*/true, &meta);
+  if (s.IsNotFound()) Fail(path + " is neither a remapfs DB nor a remapfs mount");
+  Check(s);
+  t.uuid = meta->info().uuid;
+  t.db = path;
+  json ignored;
+  t.live = ControlCall(t.uuid, json{{"verb", "flush"}}, &ignored).ok();
+  return t;
+}
+
+json Call(const Target& t, const json& request) {
+  json result;
+  Check(ControlCall(t.uuid, request, &result));
+  return result;
+}
+
+std::unique_ptr<MetaStore> OpenDb(const Target& t) {
+  std::unique_ptr<MetaStore> meta;
+  Check(MetaStore::Open(t.db, /*read_only=*/true, &meta));
+  return meta;
+}
+
+// Runs a change on a set no daemon has open.
+template <typename Fn>
+void Offline(const Target& t, Fn&& fn) {
+  std::unique_ptr<MetaStore> meta = OpenDb(t);
+  SetPaths paths{meta->info().main_path, meta->info().spare_path, t.db};
+  meta.reset();
+  std::unique_ptr<Engine> engine;
+  Status s = Engine::Open(paths, EngineOptions{}, &engine);
+  if (s.code() == Status::Code::kBusy) Fail(s.message() + "; give its mountpoint to change it live");
+  Check(s);
+  Check(fn(engine.get()));
+  Check(engine->Close());
+}
+
+std::optional<uint64_t> ParseSize(std::string s) {
+  if (s.empty()) return std::nullopt;
+  uint64_t mult = 1;
+  switch (std::toupper(static_cast<unsigned char>(s.back()))) {
+    case 'K': mult = 1ull << 10; break;
+    case 'M': mult = 1ull << 20; break;
+    case 'G': mult = 1ull << 30; break;
+    case 'T': mult = 1ull << 40; break;
+  }
+  if (mult != 1) s.pop_back();
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 15) return std::nullopt;
+  return std::stoull(s) * mult;
+}
+
+uint64_t ParseSector(const std::string& s) {
+  auto r = ParseSectorRange(s);
+  if (!r || r->count != 1) Fail("'" + s + "' is not a sector number", 2);
+  return r->first;
+}
+
+// A small aligned table: the first row is the header.
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], row[i].size());
+    }
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
+}
+
+std::string Str(const json& j) { return j.is_string() ? j.get<std::string>() : j.is_null() ? "-" : j.dump(); }
+
+void PrintStatus(const json& st) {
+  std::vector<std::vector<std::string>> rows = {{"field", "value"}};
+  for (const char* k : {"uuid", "state", "size", "sector_size", "remapped_sectors", "pending_sectors"}) {
+    if (st.contains(k)) rows.push_back({k, Str(st[k])});
+  }
+  for (auto& [k, v] : st["slots"].items()) rows.push_back({"slots_" + k, Str(v)});
+  rows.push_back({"was_clean", Str(st["was_clean"])});
+  if (!st["store_error"].get<std::string>().empty()) rows.push_back({"store_error", Str(st["store_error"])});
+  for (auto& [k, v] : st["counters"].items()) rows.push_back({k, Str(v)});
+  PrintTable(rows);
+}
+
+json OfflineStatus(const Target& t) {
+  auto meta = OpenDb(t);
+  Health h;
+  Check(ReadHealth(meta.get(), &h));
+  json j = HealthToJson(h);
+  j["uuid"] = meta->info().uuid;
+  j["sector_size"] = meta->info().sector_size;
+  j["size"] = meta->info().main_size;
+  return j;
+}
+
+json OfflineList(const Target& t, const SectorRange& range) {
+  auto meta = OpenDb(t);
+  json arr = json::array();
+  Check(meta->LoadSectors([&](uint64_t sector, uint32_t slot) {
+    if (sector >= range.first && sector < range.end()) arr.push_back(MappingToJson(Mapping{sector, slot}));
+  }));
+  return arr;
+}
+
+json OfflineFaults(const Target& t) {
+  auto meta = OpenDb(t);
+  std::vector<FaultRule> rules;
+  Check(meta->LoadFaultRules(&rules));
+  json arr = json::array();
+  for (const FaultRule& r : rules) arr.push_back(FaultRuleToJson(r));
+  return arr;
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app{"remapctl: create, inspect and steer remapfs sets.\n"
+               "TARGET is a set's DB, or the mountpoint (or exposed file) of a running remapfs."};
+  app.require_subcommand(1);
+  bool as_json = false;
+  std::string target_path;
+  auto add_target = [&](CLI::App* cmd) { cmd->add_option("TARGET", target_path, "DB, mountpoint or exposed file")->required(); };
+  auto add_json = [&](CLI::App* cmd) { cmd->add_flag("--json", as_json, "machine-readable output"); };
+
+  // create
+  std::string main_path, spare_path, db_path, spare_size_text;
+  uint32_t sector_size = 4096;
+  auto* create = app.add_subcommand("create", "make a new set from MAIN and SPARE (never overwrites one)");
+  create->add_option("MAIN", main_path, "the image or disk with bad sectors")->required();
+  create->add_option("SPARE", spare_path, "the image or disk that holds the spare slots")->required();
+  create->add_option("--db", db_path, "the set's DB (default: SPARE.db)");
+  create->add_option("--sector-size", sector_size, "remap unit, 512 or 4096 (default 4096)");
+  create->add_option("--spare-size", spare_size_text, "create SPARE as a file of this size (e.g. 64M) if it does not exist");
+
+  auto* status = app.add_subcommand("status", "health, slots and counters");
+  add_target(status);
+  add_json(status);
+
+  std::string sectors_text;
+  auto* list = app.add_subcommand("list", "remapped and pending sectors");
+  add_target(list);
+  add_json(list);
+  list->add_option("--sectors", sectors_text, "only these sectors: N, A-B or A+COUNT");
+
+  std::string main_override, spare_override;
+  auto* check = app.add_subcommand("check", "consistency of spare header, DB and table (exit 1 on a problem)");
+  add_target(check);
+  add_json(check);
+  check->add_option("--main", main_override, "MAIN's path, if it moved since the set was last opened");
+  check->add_option("--spare", spare_override, "SPARE's path, if it moved since the set was last opened");
+
+  size_t event_limit = 50;
+  auto* events = app.add_subcommand("events", "the newest events (remaps, pending sectors, bad slots)");
+  add_target(events);
+  add_json(events);
+  events->add_option("--limit", event_limit, "how many (default 50)");
+
+  auto* fault = app.add_subcommand("fault", "fault-injection rules");
+  fault->require_subcommand(1);
+  std::string device = "main", op = "both";
+  uint64_t times = 0, seed = 0, rule_id = 0;
+  double probability = 1.0;
+  uint32_t delay_ms = 0;
+  auto* fault_add = fault->add_subcommand("add", "make sectors of MAIN or SPARE (slots) fail or be slow");
+  add_target(fault_add);
+  fault_add->add_option("--device", device, "main or spare (default main)");
+  fault_add->add_option("--sectors", sectors_text, "N, A-B or A+COUNT (slots for spare)")->required();
+  fault_add->add_option("--op", op, "read, write or both (default both)");
+  fault_add->add_option("--times", times, "hit only the first N matching requests (default: all)");
+  fault_add->add_option("--probability", probability, "hit a matching request with this chance (0-1]");
+  fault_add->add_option("--seed", seed, "seed for --probability (reproducible)");
+  fault_add->add_option("--delay-ms", delay_ms, "delay hit requests by this many ms instead of failing them");
+  auto* fault_list = fault->add_subcommand("list", "the rules");
+  add_target(fault_list);
+  add_json(fault_list);
+  auto* fault_remove = fault->add_subcommand("remove", "remove one rule");
+  add_target(fault_remove);
+  fault_remove->add_option("ID", rule_id, "the rule's id (see fault list)")->required();
+  auto* fault_clear = fault->add_subcommand("clear", "remove every rule");
+  add_target(fault_clear);
+
+  std::string sector_text;
+  auto sector_cmd = [&](const char* name, const char* help) {
+    auto* cmd = app.add_subcommand(name, help);
+    add_target(cmd);
+    cmd->add_option("SECTOR", sector_text, "the sector")->required();
+    return cmd;
+  };
+  auto* remap = sector_cmd("remap", "copy a readable sector to a spare slot and serve it from there");
+  auto* unremap = sector_cmd("unremap", "serve a sector from MAIN again (copied back and verified)");
+  sector_cmd("mark-pending", "declare a sector unreadable until it is written");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    std::cout << app.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    std::replace(what.begin(), what.end(), '\n', ' ');
+    std::fprintf(stderr, "remapctl: %s (see remapctl --help)\n", what.c_str());
+    return 2;
+  }
+
+  spdlog::set_level(spdlog::level::warn);  // an offline engine's info lines are noise here
+  auto print = [&](const json& j, auto&& human) {
+    if (as_json) {
+      std::cout << j.dump(2) << "\n";
+    } else {
+      human(j);
+    }
+  };
+
+  if (*create) {
+    CreateOptions co;
+    co.sector_size = sector_size;
+    if (!spare_size_text.empty()) {
+      auto size = ParseSize(spare_size_text);
+      if (!size) Fail("--spare-size '" + spare_size_text + "' is not a size (e.g. 64M)", 2);
+      co.spare_size = *size;
+    }
+    SetPaths paths{AbsolutePath(main_path), AbsolutePath(spare_path), db_path};
+    if (paths.db.empty()) {
+      paths.db = DefaultDbPath(paths.spare);
+      if (paths.db.empty()) Fail("SPARE " + paths.spare + " is a block device: give --db PATH", 2);
+    }
+    paths.db = AbsolutePath(paths.db);
+    Check(CreateSet(Env::Default(), paths, co));
+    auto meta = OpenDb(Target{"", paths.db, false});
+    std::cout << "created set " << meta->info().uuid << ": " << meta->info().main_size / sector_size
+              << " sectors of " << sector_size << " bytes, " << meta->info().slot_count << " spare slots\n"
+              << "DB: " << paths.db << "\n"
+              << "mount it: remapfs " << paths.main << " MOUNTPOINT -o spare=" << paths.spare
+              << ",db=" << paths.db << "\n";
+    return 0;
+  }
+
+  Target t = Resolve(target_path);
+  SectorRange range{0, UINT64_MAX};
+  if (!sectors_text.empty()) {
+    auto r = ParseSectorRange(sectors_text);
+    if (!r) Fail("--sectors '" + sectors_text + "' is not N, A-B or A+COUNT", 2);
+    range = *r;
+  }
+
+  if (*status) {
+    print(t.live ? Call(t, {{"verb", "status"}}) : OfflineStatus(t), PrintStatus);
+  } else if (*list) {
+    json arr = t.live ? Call(t, {{"verb", "list"}, {"first", range.first}, {"end", range.end()}}) : OfflineList(t, range);
+    print(arr, [](const json& a) {
+      std::vector<std::vector<std::string>> rows = {{"sector", "state", "slot"}};
+      for (const auto& m : a) rows.push_back({Str(m["sector"]), Str(m["state"]), Str(m["slot"])});
+      PrintTable(rows);
+    });
+  } else if (*check) {
+    auto meta = OpenDb(t);
+    SetPaths paths{main_override.empty() ? meta->info().main_path : main_override,
+                   spare_override.empty() ? meta->info().spare_path : spare_override, t.db};
+    meta.reset();
+    std::vector<std::string> problems;
+    Check(CheckSet(Env::Default(), paths, &problems));
+    print(json{{"ok", problems.empty()}, {"problems", problems}}, [&](const json&) {
+      for (const auto& p : problems) std::cout << "problem: " << p << "\n";
+      if (problems.empty()) std::cout << "ok: spare header, DB and table are consistent\n";
+    });
+    return problems.empty() ? 0 : 1;
+  } else if (*events) {
+    auto meta = OpenDb(t);
+    std::vector<Event> evs;
+    Check(meta->LoadEvents(event_limit, &evs));
+    json arr = json::array();
+    for (const Event& e : evs) {
+      arr.push_back({{"time_us", e.time_us}, {"kind", EventKindName(e.kind)}, {"sector", e.sector},
+                     {"slot", e.slot < 0 ? json(nullptr) : json(e.slot)}, {"detail", e.detail}});
+    }
+    print(arr, [](const json& a) {
+      std::vector<std::vector<std::string>> rows = {{"time", "event", "sector", "slot", "detail"}};
+      for (const auto& e : a) {
+        const time_t secs = static_cast<time_t>(e["time_us"].get<int64_t>() / 1000000);
+        char when[32];
+        std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", std::localtime(&secs));
+        rows.push_back({when, Str(e["kind"]), Str(e["sector"]), Str(e["slot"]), Str(e["detail"])});
+      }
+      PrintTable(rows);
+    });
+  } else if (*fault_add) {
+    json rule{{"device", device}, {"first", range.first}, {"count", range.count}, {"op", op},
+              {"times", times}, {"probability", probability}, {"seed", seed}, {"delay_ms", delay_ms}};
+    FaultRule parsed;
+    Check(FaultRuleFromJson(rule, &parsed));
+    FaultRule added;
+    if (t.live) {
+      Check(FaultRuleFromJson(Call(t, {{"verb", "fault-add"}, {"rule", rule}}), &added));
+    } else {
+      Offline(t, [&](Engine* e) { return e->AddFaultRule(parsed, &added); });
+    }
+    std::cout << "added fault rule " << added.id << ": " << added.ToString() << "\n";
+  } else if (*fault_list) {
+    print(t.live ? Call(t, {{"verb", "fault-list"}}) : OfflineFaults(t), [](const json& a) {
+      std::vector<std::vector<std::string>> rows = {{"id", "device", "sectors", "op", "times", "probability", "seed", "delay_ms"}};
+      for (const auto& r : a) {
+        const uint64_t first = r["first"], count = r["count"];
+        rows.push_back({Str(r["id"]), Str(r["device"]), std::to_string(first) + "-" + std::to_string(first + count - 1),
+                        Str(r["op"]), r["times"] == 0 ? "always" : Str(r["times"]), Str(r["probability"]),
+                        Str(r["seed"]), Str(r["delay_ms"])});
+      }
+      PrintTable(rows);
+    });
+  } else if (*fault_remove) {
+    if (t.live) {
+      Call(t, {{"verb", "fault-remove"}, {"id", rule_id}});
+    } else {
+      Offline(t, [&](Engine* e) { return e->RemoveFaultRule(rule_id); });
+    }
+    std::cout << "removed fault rule " << rule_id << "\n";
+  } else if (*fault_clear) {
+    if (t.live) {
+      Call(t, {{"verb", "fault-clear"}});
+    } else {
+      Offline(t, [&](Engine* e) {
+        e->ClearFaultRules();
+        return Status::OK();
+      });
+    }
+    std::cout << "cleared every fault rule\n";
+  } else {
+    const uint64_t sector = ParseSector(sector_text);
+    const std::string verb = *remap ? "remap" : *unremap ? "unremap" : "mark-pending";
+    if (t.live) {
+      Call(t, {{"verb", verb}, {"sector", sector}});
+    } else {
+      Offline(t, [&](Engine* e) {
+        return *remap ? e->Remap(sector) : *unremap ? e->Unremap(sector) : e->MarkPending(sector);
+      });
+    }
+    std::cout << verb << ": sector " << sector << " done\n";
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace remapfs
+
+int main(int argc, char** argv) {
+  try {
+    return remapfs::Run(argc, argv);
+  } catch (const remapfs::Failure& f) {
+    std::fprintf(stderr, "remapctl: %s\n", f.message.c_str());
+    return f.code;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "remapctl: %s\n", e.what());
+    return 1;
+  }
+}
