@@ -12,7 +12,7 @@
 
 namespace remapfs {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 namespace {
 

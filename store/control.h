@@ -23,11 +23,11 @@
 namespace remapfs {
 
 // JSON forms shared by remapctl (offline and live) and the daemon.
-nlohmann::json HealthToJson(const Health& h);
-nlohmann::json MappingToJson(const Mapping& m);
-nlohmann::json FaultRuleToJson(const FaultRule& r);
+nlohmann::ordered_json HealthToJson(const Health& h);
+nlohmann::ordered_json MappingToJson(const Mapping& m);
+nlohmann::ordered_json FaultRuleToJson(const FaultRule& r);
 // Parses a rule (id 0 when absent); InvalidArgument with the reason on a bad field.
-Status FaultRuleFromJson(const nlohmann::json& j, FaultRule* r);
+Status FaultRuleFromJson(const nlohmann::ordered_json& j, FaultRule* r);
 
 // Answers one request line. Never throws; malformed input gets an error reply.
 std::string HandleControlRequest(Engine* engine, std::string_view line);
@@ -36,7 +36,7 @@ std::string ControlSocketName(const std::string& uuid);
 
 // Sends one request to the daemon of set `uuid`. NotFound when no daemon
 // listens; the daemon's own error comes back as an InvalidArgument/IOError.
-Status ControlCall(const std::string& uuid, const nlohmann::json& request, nlohmann::json* result);
+Status ControlCall(const std::string& uuid, const nlohmann::ordered_json& request, nlohmann::ordered_json* result);
 
 // A background worker of the daemon: accepts connections and answers them
 // one at a time. Stop() wakes it (eventfd) and joins it; it cannot hang on a

@@ -143,6 +143,7 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
               [e](uint64_t seq) {
                 std::unique_lock lock(e->table_mu_);
                 e->alloc_.ReleaseDurable(seq);
+                if (e->alloc_.free_count() * uint64_t{10} >= e->alloc_.slot_count()) e->spare_low_logged_ = false;
               },
       },
       options.commit_interval);
@@ -429,9 +430,15 @@ Status Engine::RemapSector(uint64_t sector, uint32_t in_off, size_t len, const c
 Status Engine::PlaceInNewSlot(uint64_t sector, const char* full, const char* why) {
   for (;;) {
     std::optional<uint32_t> slot;
+    bool spare_low = false;
     {
       std::unique_lock lock(table_mu_);
       slot = alloc_.Allocate();
+      spare_low = alloc_.free_count() * uint64_t{10} < alloc_.slot_count();
+    }
+    // Said once each time the spare runs low, not on every remap.
+    if (spare_low && !spare_low_logged_.exchange(true)) {
+      spdlog::warn("SPARE is running low: fewer than 10% of its {} slots are free", info_.slot_count);
     }
     if (!slot) {
       counters_.Add(Counter::kSpareExhausted);

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -131,6 +132,7 @@ class Engine {
   std::unique_ptr<Backend> spare_;
   Counters counters_;
   bool was_clean_ = true;
+  std::atomic<bool> spare_low_logged_{false};
 
   std::array<std::shared_mutex, 256> regions_;
   mutable std::shared_mutex table_mu_;

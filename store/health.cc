@@ -37,7 +37,7 @@ std::string Health::State() const {
   if (!store_error.empty()) return "store-failing";
   if (slots_free == 0 && slots_quarantined == 0) return "spare-exhausted";
   if (uint64_t{slots_free} * 10 < slots_total) return "spare-low";
-  if (pending_sectors != 0 || slots_bad != 0) return "degraded";
+  if (remapped_sectors != 0 || pending_sectors != 0 || slots_bad != 0) return "degraded";
   return "ok";
 }
 

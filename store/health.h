@@ -59,8 +59,9 @@ struct Health {
   size_t table_bytes = 0;
   bool was_clean = true;            // the last stop was orderly
   std::string store_error;          // the last failed commit, if any
-  // "ok", "degraded" (slots bad or sectors pending), "spare-low" (<10% free),
-  // "spare-exhausted", or "store-failing".
+  // The worst that applies: "store-failing" (the last commit failed),
+  // "spare-exhausted", "spare-low" (< 10% of the slots free), "degraded"
+  // (MAIN has remapped or pending sectors, or SPARE has bad slots), "ok".
   std::string State() const;
 };
 

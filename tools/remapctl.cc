@@ -24,7 +24,7 @@
 namespace remapfs {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 // A failure with the exit code to leave with.
 struct Failure {
