@@ -104,7 +104,10 @@ void MetaWriter::Run() {
       lock.lock();
     }
     done_cv_.notify_all();
-    if (stopping && (!s.ok() || queue_.empty())) {
+    // One stopping cycle is the last: it read enqueued_seq_ after Stop set
+    // stop_, so it covered everything queued before Stop. Looping while the
+    // queue is non-empty would never end if someone keeps enqueueing.
+    if (stopping) {
       final_status_ = s;
       break;
     }
