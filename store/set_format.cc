@@ -18,7 +18,7 @@ namespace {
 constexpr char kMagic[8] = {'R', 'M', 'A', 'P', 'S', 'P', 'A', 'R'};
 constexpr size_t kCrcOffset = 8 + 4 + 16 + 4 + 4 + 8 + 8;
 
-uint32_t Crc32c(const char* data, size_t n) {
+uint32_t Crc32c(std::string_view data) {
   static const auto table = [] {
     std::array<uint32_t, 256> t{};
     for (uint32_t i = 0; i < 256; ++i) {
@@ -29,8 +29,15 @@ uint32_t Crc32c(const char* data, size_t n) {
     return t;
   }();
   uint32_t c = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; ++i) c = table[(c ^ static_cast<uint8_t>(data[i])) & 0xFF] ^ (c >> 8);
+  for (char ch : data) c = table[(c ^ static_cast<uint8_t>(ch)) & 0xFF] ^ (c >> 8);
   return c ^ 0xFFFFFFFFu;
+}
+
+// The checksum covers the whole header, its own four bytes read as zero.
+uint32_t HeaderCrc(std::string_view header) {
+  std::string copy(header.substr(0, kSpareHeaderSize));
+  std::memset(copy.data() + kCrcOffset, 0, 4);
+  return Crc32c(copy);
 }
 
 template <typename T>
@@ -125,7 +132,7 @@ std::string EncodeSpareHeader(const SpareHeader& h) {
   Put<uint32_t>(&out, &pos, h.slot_count);
   Put<uint64_t>(&out, &pos, h.main_size);
   Put<int64_t>(&out, &pos, h.created_us);
-  Put<uint32_t>(&out, &pos, Crc32c(out.data(), kCrcOffset));
+  Put<uint32_t>(&out, &pos, HeaderCrc(out));
   return out;
 }
 
@@ -134,7 +141,7 @@ bool HasSpareMagic(std::string_view bytes) {
 }
 
 Status DecodeSpareHeader(std::string_view bytes, SpareHeader* h) {
-  if (bytes.size() < kCrcOffset + 4 || !HasSpareMagic(bytes)) {
+  if (bytes.size() < kSpareHeaderSize || !HasSpareMagic(bytes)) {
     return Status::Corruption("no remapfs spare header (bad magic)");
   }
   size_t pos = sizeof(kMagic);
@@ -149,7 +156,7 @@ Status DecodeSpareHeader(std::string_view bytes, SpareHeader* h) {
   h->main_size = Get<uint64_t>(bytes, &pos);
   h->created_us = Get<int64_t>(bytes, &pos);
   const uint32_t crc = Get<uint32_t>(bytes, &pos);
-  if (crc != Crc32c(bytes.data(), kCrcOffset)) return Status::Corruption("spare header checksum mismatch");
+  if (crc != HeaderCrc(bytes)) return Status::Corruption("spare header checksum mismatch");
   if ((h->sector_size != 512 && h->sector_size != 4096) || h->slot_count == 0) {
     return Status::Corruption("spare header holds impossible values");
   }

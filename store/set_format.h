@@ -4,7 +4,8 @@
 // SPARE layout: a kSpareHeaderSize header, then slot_count slots of
 // sector_size bytes. Header fields (little-endian): magic "RMAPSPAR",
 // version u32, uuid[16], sector_size u32, slot_count u32, main_size u64,
-// created_us i64, crc32c u32 of the bytes before it; zeros to the end.
+// created_us i64, crc32c u32 of the whole header (with these four bytes
+// zero); zeros to the end.
 #pragma once
 
 #include <array>

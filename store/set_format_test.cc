@@ -396,8 +396,10 @@ TEST_F(SetFormatTest, RefusesTruncatedSpare) {
 TEST_F(SetFormatTest, RefusesSpareWithCorruptHeader) {
   const SetPaths p = MakeSet("a");
   const std::string good = *Slurp(p.spare);
-  // Every byte of the checksummed fields is covered: uuid, sizes, time, crc.
-  for (size_t at : {size_t{8}, size_t{20}, size_t{30}, size_t{34}, size_t{40}, size_t{48}, size_t{53}}) {
+  // The checksum covers the whole header: uuid, sizes, time, crc, and the
+  // zero tail.
+  for (size_t at : {size_t{8}, size_t{20}, size_t{30}, size_t{34}, size_t{40}, size_t{48}, size_t{53},
+                    size_t{100}, size_t{kSpareHeaderSize - 1}}) {
     SCOPED_TRACE(at);
     std::string bad = good;
     bad[at] = static_cast<char>(bad[at] ^ 0x10);
