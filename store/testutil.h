@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <memory>
 #include <random>
+#include <spdlog/spdlog.h>
 #include <string>
+#include <vector>
 
 #include "store/engine.h"
 #include "store/mem_env.h"
@@ -38,6 +40,34 @@ inline std::string Pattern(size_t n, uint64_t seed) {
   for (auto& c : s) c = static_cast<char>(rng());
   return s;
 }
+
+// A number from the environment (campaign knobs), or `def`.
+inline uint64_t EnvU64(const char* name, uint64_t def) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return def;
+  return std::strtoull(v, nullptr, 0);
+}
+
+// The seeds of a randomized test: `defaults`, or PREFIX_SEED and the
+// PREFIX_SEEDS - 1 that follow it when PREFIX_SEED is set.
+inline std::vector<uint64_t> Seeds(const std::string& prefix, std::vector<uint64_t> defaults) {
+  if (std::getenv((prefix + "_SEED").c_str()) == nullptr) return defaults;
+  const uint64_t first = EnvU64((prefix + "_SEED").c_str(), 1);
+  const uint64_t count = EnvU64((prefix + "_SEEDS").c_str(), 1);
+  std::vector<uint64_t> out;
+  for (uint64_t i = 0; i < count; ++i) out.push_back(first + i);
+  return out;
+}
+
+// Silences the engine's log (thousands of remap lines) for a scope.
+class QuietLogs {
+ public:
+  QuietLogs() : old_(spdlog::get_level()) { spdlog::set_level(spdlog::level::off); }
+  ~QuietLogs() { spdlog::set_level(old_); }
+
+ private:
+  spdlog::level::level_enum old_;
+};
 
 // A set in a MemEnv (MAIN, SPARE) with its DB in a temp dir.
 struct MemSet {
