@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdarg>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -175,6 +176,40 @@ class Startup {
   int pipe_ = -1;
 };
 
+// libfuse's own messages (fuse_log). While starting they are gathered, to
+// become part of the one error line; once the daemon runs they go to the log.
+std::string g_fuse_text;
+bool g_fuse_to_log = false;
+
+void FuseLog(fuse_log_level level, const char* fmt, va_list ap) {
+  char buf[1024];
+  std::vsnprintf(buf, sizeof(buf), fmt, ap);
+  g_fuse_text += buf;
+  if (!g_fuse_to_log) return;
+  size_t nl;
+  while ((nl = g_fuse_text.find('\n')) != std::string::npos) {
+    const std::string line = g_fuse_text.substr(0, nl);
+    g_fuse_text.erase(0, nl + 1);
+    if (line.empty()) continue;
+    if (level <= FUSE_LOG_ERR) {
+      spdlog::error("libfuse: {}", line);
+    } else {
+      spdlog::info("libfuse: {}", line);
+    }
+  }
+}
+
+// What libfuse said while starting, on one line ("" when nothing).
+std::string FuseSaid() {
+  std::string text = g_fuse_text;
+  g_fuse_text.clear();
+  for (char& c : text) {
+    if (c == '\n') c = ';';
+  }
+  while (!text.empty() && (text.back() == ';' || text.back() == ' ')) text.pop_back();
+  return text.empty() ? "" : " (" + text + ")";
+}
+
 void SetUpLogging(const Options& o, Startup* startup) {
   std::shared_ptr<spdlog::logger> logger;
   try {
@@ -205,6 +240,7 @@ int Main(int argc, char** argv) {
   fuse_args args = FUSE_ARGS_INIT(argc, argv);
   Options o;
   Startup startup;
+  fuse_set_log_func(FuseLog);
   if (fuse_opt_parse(&args, &o, kOptSpec, ProcessOpt) != 0) startup.Fail("bad options (see remapfs --help)");
   if (o.help) {
     std::fputs(kUsage, stdout);
@@ -240,6 +276,28 @@ int Main(int argc, char** argv) {
     startup.Fail("mountpoint " + mountpoint + " is not a directory");
   }
 
+  FsConfig config;
+  config.file_name = o.name ? o.name : std::filesystem::path(paths.main).filename().string();
+  if (config.file_name.empty() || config.file_name.find('/') != std::string::npos) {
+    startup.Fail("name=" + config.file_name + " is not a file name");
+  }
+
+  // Permission bits of the file are enforced by the kernel.
+  fuse_opt_add_arg(&args, "-odefault_permissions");
+  fuse_opt_add_arg(&args, ("-ofsname=" + paths.main).c_str());
+  fuse_opt_add_arg(&args, "-osubtype=remapfs");
+  // libfuse checks its options on a copy first, so that bad input is
+  // refused before the set is opened (opening writes to the DB).
+  {
+    fuse_args probe = FUSE_ARGS_INIT(0, nullptr);
+    for (int i = 0; i < args.argc; ++i) fuse_opt_add_arg(&probe, args.argv[i]);
+    fuse_session* p = fuse_session_new(&probe, &Filesystem::Ops(), sizeof(fuse_lowlevel_ops), nullptr);
+    fuse_opt_free_args(&probe);
+    if (!p) startup.Fail("libfuse refused the options" + FuseSaid() + "; see remapfs --help");
+    fuse_session_destroy(p);
+    FuseSaid();  // warnings of the probe are printed again by the real session
+  }
+
   startup.Daemonize(o.foreground);
   SetUpLogging(o, &startup);
   Daemon::PrepareSignals();
@@ -250,12 +308,12 @@ int Main(int argc, char** argv) {
   std::unique_ptr<Engine> engine;
   Status s = Engine::Open(paths, eo, &engine);
   if (!s.ok()) startup.Fail(s.message());
+  // After the set is open, a failure closes it in order before exiting.
+  auto fail_open = [&](const std::string& line) {
+    (void)engine->Close();
+    startup.Fail(line);
+  };
 
-  FsConfig config;
-  config.file_name = o.name ? o.name : std::filesystem::path(paths.main).filename().string();
-  if (config.file_name.empty() || config.file_name.find('/') != std::string::npos) {
-    startup.Fail("name=" + config.file_name + " is not a file name");
-  }
   config.db_path = paths.db;
   config.kernel_cache = o.cache;
   config.mode = main_st.st_mode & 07777;
@@ -263,20 +321,18 @@ int Main(int argc, char** argv) {
   config.gid = main_st.st_gid;
   Filesystem fs(engine.get(), config);
 
-  // Permission bits of the file are enforced by the kernel.
-  fuse_opt_add_arg(&args, "-odefault_permissions");
-  fuse_opt_add_arg(&args, ("-ofsname=" + paths.main).c_str());
-  fuse_opt_add_arg(&args, "-osubtype=remapfs");
   fuse_session* se = fuse_session_new(&args, &Filesystem::Ops(), sizeof(fuse_lowlevel_ops), &fs);
-  if (!se) startup.Fail("libfuse refused the options (unknown option?); see remapfs --help");
-  if (fuse_session_mount(se, mountpoint.c_str()) != 0) startup.Fail("cannot mount on " + mountpoint);
+  if (!se) fail_open("libfuse refused the options" + FuseSaid() + "; see remapfs --help");
+  if (fuse_session_mount(se, mountpoint.c_str()) != 0) fail_open("cannot mount on " + mountpoint + FuseSaid());
 
   std::unique_ptr<ControlServer> control;
   s = ControlServer::Start(engine.get(), &control);
   if (!s.ok()) {
     fuse_session_unmount(se);
-    startup.Fail(s.message());
+    fail_open(s.message());
   }
+  g_fuse_to_log = true;
+  FuseSaid();
   spdlog::info("mounted {} at {}/{} (spare {}, DB {})", paths.main, mountpoint, config.file_name, paths.spare,
                paths.db);
   startup.Done();

@@ -1,5 +1,6 @@
 #include "store/meta_store.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -40,6 +41,10 @@ Status MetaStore::Create(const std::string& path, const SetInfo& info) {
   if (::access(path.c_str(), F_OK) == 0) {
     return Status::InvalidArgument("DB " + path + " already exists; remapctl create never overwrites a set");
   }
+  // Owner-only: SQLite gives the WAL and shm files the DB file's mode.
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::FromErrno("create DB " + path, errno);
+  ::close(fd);
   std::unique_ptr<sqlite::Database> db;
   Status s = sqlite::Database::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db);
   if (!s.ok()) return s;

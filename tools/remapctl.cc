@@ -96,6 +96,40 @@ void Offline(const Target& t, Fn&& fn) {
   Check(engine->Close());
 }
 
+// Refuses bad input of an offline change before the set is opened: opening
+// writes to the DB (its clean flag), and bad input must leave MAIN, SPARE and
+// DB as they are. fn(meta) checks against the read-only DB.
+template <typename Fn>
+void Precheck(const Target& t, Fn&& fn) {
+  std::unique_ptr<MetaStore> meta = OpenDb(t);
+  Check(fn(*meta));
+}
+
+// The checks of Engine::Remap/Unremap/MarkPending that need no I/O.
+Status PrecheckSector(MetaStore& meta, const std::string& verb, uint64_t sector) {
+  const uint64_t count = meta.info().main_size / meta.info().sector_size;
+  if (sector >= count) {
+    return Status::InvalidArgument("sector " + std::to_string(sector) + " is out of range (the image has " +
+                                   std::to_string(count) + " sectors)");
+  }
+  std::optional<uint32_t> slot;
+  Status s = meta.LoadSectors([&](uint64_t sec, uint32_t sl) {
+    if (sec == sector) slot = sl;
+  });
+  if (!s.ok()) return s;
+  const std::string what = "sector " + std::to_string(sector);
+  if (verb == "remap" && slot) {
+    return Status::InvalidArgument(what + " is already " +
+                                   (*slot == kPendingSlot ? "pending; write it to remap it"
+                                                          : "remapped to slot " + std::to_string(*slot)));
+  }
+  if (verb == "unremap" && !slot) return Status::NotFound(what + " is neither remapped nor pending");
+  if (verb == "mark-pending" && slot && *slot != kPendingSlot) {
+    return Status::InvalidArgument(what + " is remapped to slot " + std::to_string(*slot) + "; unremap it first");
+  }
+  return Status::OK();
+}
+
 std::optional<uint64_t> ParseSize(std::string s) {
   if (s.empty()) return std::nullopt;
   uint64_t mult = 1;
@@ -255,6 +289,15 @@ int Run(int argc, char** argv) {
   auto* unremap = sector_cmd("unremap", "serve a sector from MAIN again (copied back and verified)");
   sector_cmd("mark-pending", "declare a sector unreadable until it is written");
 
+  // An unknown verb: say which (CLI11 would only say that one is required).
+  if (argc > 1 && argv[1][0] != '-') {
+    try {
+      app.get_subcommand(argv[1]);
+    } catch (const CLI::OptionNotFound&) {
+      std::fprintf(stderr, "remapctl: unknown verb '%s' (see remapctl --help)\n", argv[1]);
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -305,7 +348,7 @@ int Run(int argc, char** argv) {
 
   Target t = Resolve(target_path);
   SectorRange range{0, UINT64_MAX};
-  if (!sectors_text.empty()) {
+  if (!sectors_text.empty() || *fault_add) {  // fault add: --sectors "" is no range
     auto r = ParseSectorRange(sectors_text);
     if (!r) Fail("--sectors '" + sectors_text + "' is not N, A-B or A+COUNT", 2);
     range = *r;
@@ -360,6 +403,10 @@ int Run(int argc, char** argv) {
     if (t.live) {
       Check(FaultRuleFromJson(Call(t, {{"verb", "fault-add"}, {"rule", rule}}), &added));
     } else {
+      Precheck(t, [&](MetaStore& m) {
+        return parsed.Validate(parsed.device == Device::kMain ? m.info().main_size / m.info().sector_size
+                                                              : m.info().slot_count);
+      });
       Offline(t, [&](Engine* e) { return e->AddFaultRule(parsed, &added); });
     }
     std::cout << "added fault rule " << added.id << ": " << added.ToString() << "\n";
@@ -378,6 +425,14 @@ int Run(int argc, char** argv) {
     if (t.live) {
       Call(t, {{"verb", "fault-remove"}, {"id", rule_id}});
     } else {
+      Precheck(t, [&](MetaStore& m) {
+        std::vector<FaultRule> rules;
+        Status s = m.LoadFaultRules(&rules);
+        if (s.ok() && std::none_of(rules.begin(), rules.end(), [&](const FaultRule& r) { return r.id == rule_id; })) {
+          s = Status::NotFound("no fault rule with id " + std::to_string(rule_id));
+        }
+        return s;
+      });
       Offline(t, [&](Engine* e) { return e->RemoveFaultRule(rule_id); });
     }
     std::cout << "removed fault rule " << rule_id << "\n";
@@ -397,6 +452,7 @@ int Run(int argc, char** argv) {
     if (t.live) {
       Call(t, {{"verb", verb}, {"sector", sector}});
     } else {
+      Precheck(t, [&](MetaStore& m) { return PrecheckSector(m, verb, sector); });
       Offline(t, [&](Engine* e) {
         return *remap ? e->Remap(sector) : *unremap ? e->Unremap(sector) : e->MarkPending(sector);
       });
