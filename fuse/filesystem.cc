@@ -276,8 +276,7 @@ void OnListxattr(fuse_req_t req, fuse_ino_t, size_t size) {
 
 }  // namespace
 
-Filesystem::Filesystem(Engine* engine, FsConfig config)
-    : engine_(engine), config_(std::move(config)), start_time_(Now()) {}
+Filesystem::Filesystem(FsConfig config) : config_(std::move(config)), start_time_(Now()) {}
 
 struct stat Filesystem::Attr(fuse_ino_t ino) const {
   struct stat st{};

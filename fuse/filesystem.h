@@ -51,8 +51,10 @@ class Filesystem {
   static constexpr fuse_ino_t kFileIno = 2;
   static constexpr size_t kMaxWrite = 1 << 20;
 
-  // REQUIRES: engine outlives the session that uses this filesystem.
-  Filesystem(Engine* engine, FsConfig config);
+  explicit Filesystem(FsConfig config);
+  // REQUIRES: called once, before the session is mounted; engine outlives
+  // the session.
+  void Attach(Engine* engine) { engine_ = engine; }
   static const fuse_lowlevel_ops& Ops();
 
   Engine* engine() const { return engine_; }
@@ -61,7 +63,7 @@ class Filesystem {
   struct stat Attr(fuse_ino_t ino) const;
 
  private:
-  Engine* const engine_;
+  Engine* engine_ = nullptr;
   const FsConfig config_;
   const struct timespec start_time_;
   RequestGate gate_;

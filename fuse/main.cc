@@ -286,17 +286,17 @@ int Main(int argc, char** argv) {
   fuse_opt_add_arg(&args, "-odefault_permissions");
   fuse_opt_add_arg(&args, ("-ofsname=" + paths.main).c_str());
   fuse_opt_add_arg(&args, "-osubtype=remapfs");
-  // libfuse checks its options on a copy first, so that bad input is
-  // refused before the set is opened (opening writes to the DB).
-  {
-    fuse_args probe = FUSE_ARGS_INIT(0, nullptr);
-    for (int i = 0; i < args.argc; ++i) fuse_opt_add_arg(&probe, args.argv[i]);
-    fuse_session* p = fuse_session_new(&probe, &Filesystem::Ops(), sizeof(fuse_lowlevel_ops), nullptr);
-    fuse_opt_free_args(&probe);
-    if (!p) startup.Fail("libfuse refused the options" + FuseSaid() + "; see remapfs --help");
-    fuse_session_destroy(p);
-    FuseSaid();  // warnings of the probe are printed again by the real session
-  }
+  config.db_path = paths.db;
+  config.kernel_cache = o.cache;
+  config.mode = main_st.st_mode & 07777;
+  config.uid = main_st.st_uid;
+  config.gid = main_st.st_gid;
+  Filesystem fs(config);
+  // The session checks libfuse's options before the set is opened (opening
+  // writes to the DB), so bad input leaves the set untouched. It starts no
+  // thread, so it survives the fork below.
+  fuse_session* se = fuse_session_new(&args, &Filesystem::Ops(), sizeof(fuse_lowlevel_ops), &fs);
+  if (!se) startup.Fail("libfuse refused the options" + FuseSaid() + "; see remapfs --help");
 
   startup.Daemonize(o.foreground);
   SetUpLogging(o, &startup);
@@ -314,15 +314,7 @@ int Main(int argc, char** argv) {
     startup.Fail(line);
   };
 
-  config.db_path = paths.db;
-  config.kernel_cache = o.cache;
-  config.mode = main_st.st_mode & 07777;
-  config.uid = main_st.st_uid;
-  config.gid = main_st.st_gid;
-  Filesystem fs(engine.get(), config);
-
-  fuse_session* se = fuse_session_new(&args, &Filesystem::Ops(), sizeof(fuse_lowlevel_ops), &fs);
-  if (!se) fail_open("libfuse refused the options" + FuseSaid() + "; see remapfs --help");
+  fs.Attach(engine.get());
   if (fuse_session_mount(se, mountpoint.c_str()) != 0) fail_open("cannot mount on " + mountpoint + FuseSaid());
 
   std::unique_ptr<ControlServer> control;

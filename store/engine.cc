@@ -211,13 +211,35 @@ Status Engine::CheckRange(uint64_t offset, size_t n) const {
   return Status::OK();
 }
 
-Status Engine::CheckSector(uint64_t sector) const {
-  if (sector >= sector_count()) {
+Status CheckSectorInRange(uint64_t sector, uint64_t sector_count) {
+  if (sector >= sector_count) {
     return Status::InvalidArgument("sector " + std::to_string(sector) + " is out of range (the image has " +
-                                   std::to_string(sector_count()) + " sectors)");
+                                   std::to_string(sector_count) + " sectors)");
   }
   return Status::OK();
 }
+
+Status CheckSectorChange(SectorChange change, uint64_t sector, std::optional<uint32_t> entry) {
+  const std::string what = "sector " + std::to_string(sector);
+  const bool pending = entry && *entry == kPendingSlot;
+  switch (change) {
+    case SectorChange::kRemap:
+      if (pending) return Status::InvalidArgument(what + " is pending; write it to remap it");
+      if (entry) return Status::InvalidArgument(what + " is already remapped to slot " + std::to_string(*entry));
+      break;
+    case SectorChange::kUnremap:
+      if (!entry) return Status::NotFound(what + " is neither remapped nor pending");
+      break;
+    case SectorChange::kMarkPending:
+      if (entry && !pending) {
+        return Status::InvalidArgument(what + " is remapped to slot " + std::to_string(*entry) + "; unremap it first");
+      }
+      break;
+  }
+  return Status::OK();
+}
+
+Status Engine::CheckSector(uint64_t sector) const { return CheckSectorInRange(sector, sector_count()); }
 
 std::vector<Engine::Run> Engine::RunsFor(uint64_t offset, size_t n) const {
   const uint64_t ss = sector_size();
@@ -511,11 +533,8 @@ Status Engine::Remap(uint64_t sector) {
     std::shared_lock lock(table_mu_);
     current = table_.Find(sector);
   }
-  if (current) {
-    return Status::InvalidArgument("sector " + std::to_string(sector) + " is already " +
-                                   (*current == kPendingSlot ? "pending; write it to remap it"
-                                                             : "remapped to slot " + std::to_string(*current)));
-  }
+  s = CheckSectorChange(SectorChange::kRemap, sector, current);
+  if (!s.ok()) return s;
   std::string data(ss, '\0');
   s = main_->ReadAt(sector * ss, ss, data.data());
   if (!s.ok()) {
@@ -536,7 +555,8 @@ Status Engine::Unremap(uint64_t sector) {
     std::shared_lock lock(table_mu_);
     slot = table_.Find(sector);
   }
-  if (!slot) return Status::NotFound("sector " + std::to_string(sector) + " is neither remapped nor pending");
+  s = CheckSectorChange(SectorChange::kUnremap, sector, slot);
+  if (!s.ok()) return s;
   if (*slot != kPendingSlot) {
     // Copy back, then verify MAIN holds it, before the mapping goes.
     std::string data(ss, '\0'), check(ss, '\0');
@@ -576,11 +596,8 @@ Status Engine::MarkPending(uint64_t sector) {
   RegionGuard guard(regions_, sector * sector_size(), sector_size(), /*exclusive=*/true);
   {
     std::shared_lock lock(table_mu_);
-    std::optional<uint32_t> slot = table_.Find(sector);
-    if (slot && *slot != kPendingSlot) {
-      return Status::InvalidArgument("sector " + std::to_string(sector) + " is remapped to slot " +
-                                     std::to_string(*slot) + "; unremap it first");
-    }
+    s = CheckSectorChange(SectorChange::kMarkPending, sector, table_.Find(sector));
+    if (!s.ok()) return s;
   }
   MarkPendingLocked(sector, "marked by hand");
   return Status::OK();

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -44,6 +45,16 @@ struct EngineOptions {
   // The metadata writer commits at least this often while changes wait.
   std::chrono::milliseconds commit_interval{1000};
 };
+
+// The manual sector changes (Engine::Remap, Unremap, MarkPending), and the
+// one place for their refusals, shared with remapctl, which refuses bad input
+// before it opens a set.
+enum class SectorChange { kRemap, kUnremap, kMarkPending };
+// InvalidArgument unless sector < sector_count.
+Status CheckSectorInRange(uint64_t sector, uint64_t sector_count);
+// Whether `change` applies to a sector whose table entry is `entry`
+// (nullopt: normal; kPendingSlot: pending).
+Status CheckSectorChange(SectorChange change, uint64_t sector, std::optional<uint32_t> entry);
 
 class Engine {
  public:

@@ -19,6 +19,7 @@
 #include "store/control.h"
 #include "store/engine.h"
 #include "store/meta_store.h"
+#include "store/parse.h"
 #include "store/set_format.h"
 
 namespace remapfs {
@@ -105,43 +106,15 @@ void Precheck(const Target& t, Fn&& fn) {
   Check(fn(*meta));
 }
 
-// The checks of Engine::Remap/Unremap/MarkPending that need no I/O.
-Status PrecheckSector(MetaStore& meta, const std::string& verb, uint64_t sector) {
-  const uint64_t count = meta.info().main_size / meta.info().sector_size;
-  if (sector >= count) {
-    return Status::InvalidArgument("sector " + std::to_string(sector) + " is out of range (the image has " +
-                                   std::to_string(count) + " sectors)");
-  }
-  std::optional<uint32_t> slot;
-  Status s = meta.LoadSectors([&](uint64_t sec, uint32_t sl) {
-    if (sec == sector) slot = sl;
-  });
+// The refusals of Engine::Remap/Unremap/MarkPending, against the DB.
+Status PrecheckSector(MetaStore& meta, SectorChange change, uint64_t sector) {
+  Status s = CheckSectorInRange(sector, meta.info().main_size / meta.info().sector_size);
   if (!s.ok()) return s;
-  const std::string what = "sector " + std::to_string(sector);
-  if (verb == "remap" && slot) {
-    return Status::InvalidArgument(what + " is already " +
-                                   (*slot == kPendingSlot ? "pending; write it to remap it"
-                                                          : "remapped to slot " + std::to_string(*slot)));
-  }
-  if (verb == "unremap" && !slot) return Status::NotFound(what + " is neither remapped nor pending");
-  if (verb == "mark-pending" && slot && *slot != kPendingSlot) {
-    return Status::InvalidArgument(what + " is remapped to slot " + std::to_string(*slot) + "; unremap it first");
-  }
-  return Status::OK();
-}
-
-std::optional<uint64_t> ParseSize(std::string s) {
-  if (s.empty()) return std::nullopt;
-  uint64_t mult = 1;
-  switch (std::toupper(static_cast<unsigned char>(s.back()))) {
-    case 'K': mult = 1ull << 10; break;
-    case 'M': mult = 1ull << 20; break;
-    case 'G': mult = 1ull << 30; break;
-    case 'T': mult = 1ull << 40; break;
-  }
-  if (mult != 1) s.pop_back();
-  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 15) return std::nullopt;
-  return std::stoull(s) * mult;
+  std::optional<uint32_t> entry;
+  s = meta.LoadSectors([&](uint64_t sec, uint32_t slot) {
+    if (sec == sector) entry = slot;
+  });
+  return s.ok() ? CheckSectorChange(change, sector, entry) : s;
 }
 
 uint64_t ParseSector(const std::string& s) {
@@ -326,7 +299,7 @@ int Run(int argc, char** argv) {
     CreateOptions co;
     co.sector_size = sector_size;
     if (!spare_size_text.empty()) {
-      auto size = ParseSize(spare_size_text);
+      auto size = ParseByteSize(spare_size_text);
       if (!size) Fail("--spare-size '" + spare_size_text + "' is not a size (e.g. 64M)", 2);
       co.spare_size = *size;
     }
@@ -452,7 +425,10 @@ int Run(int argc, char** argv) {
     if (t.live) {
       Call(t, {{"verb", verb}, {"sector", sector}});
     } else {
-      Precheck(t, [&](MetaStore& m) { return PrecheckSector(m, verb, sector); });
+      const SectorChange change = *remap     ? SectorChange::kRemap
+                                  : *unremap ? SectorChange::kUnremap
+                                             : SectorChange::kMarkPending;
+      Precheck(t, [&](MetaStore& m) { return PrecheckSector(m, change, sector); });
       Offline(t, [&](Engine* e) {
         return *remap ? e->Remap(sector) : *unremap ? e->Unremap(sector) : e->MarkPending(sector);
       });
