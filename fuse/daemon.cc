@@ -118,9 +118,10 @@ int Daemon::Run(fuse_session* session, Filesystem* fs, Engine* engine, std::uniq
 
   // Wake workers still blocked in read(/dev/fuse); they exit because the
   // session is marked exited. Bounded: a worker that does not come back is
-  // left to the process exit.
+  // left to the process exit. Only then unmount: fuse_session_unmount closes
+  // /dev/fuse, which must not happen under a reader (its descriptor number
+  // could be reused while the reader loops).
   t = Clock::now();
-  fuse_session_unmount(session);
   bool joined = false;
   for (int i = 0; i < 200 && !joined; ++i) {
     for (pthread_t id : worker_ids) pthread_kill(id, SIGUSR1);
@@ -134,6 +135,7 @@ int Daemon::Run(fuse_session* session, Filesystem* fs, Engine* engine, std::uniq
       w.detach();
     }
   }
+  fuse_session_unmount(session);
   spdlog::info("unmounted, workers {} in {:.1f} ms; shutdown took {:.1f} ms in all",
                joined ? "joined" : "left to exit", MsSince(t), MsSince(begin));
   if (!s.ok()) spdlog::error("shutdown: {}", s.ToString());
