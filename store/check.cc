@@ -1,5 +1,7 @@
 #include "store/check.h"
 
+#include <optional>
+
 namespace remapfs {
 
 Status ValidateParts(const SetInfo& info, Backend* main, Backend* spare) {
@@ -48,12 +50,20 @@ Status LoadTable(MetaStore* store, RemapTable* table, SlotAllocator* alloc, std:
     alloc->MarkBad(slot);
   });
   if (!s.ok()) return s;
-  std::vector<uint64_t> slot_owner;  // index: slot; UINT64_MAX: unmapped
+  // A sector is the table's key, but a damaged DB (or one whose table was
+  // remade without the key) can list it twice. Rows come in sector order,
+  // so only a sector not above every one seen so far needs a lookup.
+  std::optional<uint64_t> highest;
   s = store->LoadSectors([&](uint64_t sector, uint32_t slot) {
     if (sector >= sectors) {
       problem("sector " + std::to_string(sector) + " is past the end of MAIN (" + std::to_string(sectors) + " sectors)");
       return;
     }
+    if (highest && sector <= *highest && table->Find(sector)) {
+      problem("sector " + std::to_string(sector) + " is listed twice");
+      return;
+    }
+    if (!highest || sector > *highest) highest = sector;
     if (slot != kPendingSlot) {
       if (slot >= info.slot_count) {
         problem("sector " + std::to_string(sector) + " maps to slot " + std::to_string(slot) + ", out of range");
@@ -63,13 +73,19 @@ Status LoadTable(MetaStore* store, RemapTable* table, SlotAllocator* alloc, std:
         problem("sector " + std::to_string(sector) + " maps to slot " + std::to_string(slot) + ", which is bad");
         return;
       }
-      if (slot_owner.empty()) slot_owner.assign(info.slot_count, UINT64_MAX);
-      if (slot_owner[slot] != UINT64_MAX) {
-        problem("slot " + std::to_string(slot) + " is mapped twice, by sectors " +
-                std::to_string(slot_owner[slot]) + " and " + std::to_string(sector));
+      // The allocator tells a slot mapped twice (no map over every slot:
+      // at 8 bytes a slot that cost 32 GiB for 2^32 slots at every open).
+      if (alloc->is_used(slot)) {
+        if (problems->size() < 100) {
+          uint64_t first = 0;
+          table->ForEach([&](const Mapping& m) {
+            if (m.slot == slot) first = m.sector;
+          });
+          problem("slot " + std::to_string(slot) + " is mapped twice, by sectors " + std::to_string(first) + " and " +
+                  std::to_string(sector));
+        }
         return;
       }
-      slot_owner[slot] = sector;
       alloc->MarkUsed(slot);
     }
     table->Set(sector, slot);

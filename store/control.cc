@@ -7,8 +7,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <limits>
+#include <optional>
 #include <spdlog/spdlog.h>
+#include <stdexcept>
 
 namespace remapfs {
 
@@ -38,18 +42,115 @@ bool SendAll(int fd, const std::string& s) {
   return true;
 }
 
-// Reads up to and without the first '\n'; false on error, EOF or overlong.
-bool RecvLine(int fd, std::string* line) {
+// The client's read of the daemon's reply: up to and without the first
+// '\n', in chunks (the connection carries nothing after it), however long:
+// kMaxLine bounds requests, but a live `list` of a big table is megabytes.
+// False on error or EOF before the '\n'.
+bool RecvReply(int fd, std::string* line) {
   line->clear();
-  char c;
+  char buf[1 << 16];
   for (;;) {
-    ssize_t r = ::recv(fd, &c, 1, 0);
+    const ssize_t r = ::recv(fd, buf, sizeof(buf), 0);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return false;
-    if (c == '\n') return true;
-    if (line->size() >= kMaxLine) return false;
-    line->push_back(c);
+    const auto* nl = static_cast<const char*>(std::memchr(buf, '\n', static_cast<size_t>(r)));
+    line->append(buf, nl ? static_cast<size_t>(nl - buf) : static_cast<size_t>(r));
+    if (nl) return true;
   }
+}
+
+// The server side of one connection. The client socket is non-blocking and
+// every wait for the client also watches the server's wake eventfd, so that
+// Stop() never waits on a client (DESIGN.md: a worker is woken from any
+// wait): a request not fully received is dropped at once (nothing was done);
+// a reply the client does not read (a stopped or stuck remapctl) gets a short
+// grace, then is dropped. Without a stop, a client that makes no progress
+// for kClientTimeoutMs is dropped so that it cannot block the others.
+constexpr int kClientTimeoutMs = 5000;
+constexpr auto kStopGrace = std::chrono::milliseconds(500);
+
+enum class Ready { kYes, kStopping, kTimeout };
+
+// Waits until `fd` is ready for `events` (or has an error, which the next
+// call reports), the server stops (wake_fd readable; -1: not watched) or
+// timeout_ms passes.
+Ready WaitClient(int fd, short events, int wake_fd, int timeout_ms) {
+  pollfd fds[2] = {{fd, events, 0}, {wake_fd, POLLIN, 0}};
+  const nfds_t n = wake_fd >= 0 ? 2 : 1;
+  for (;;) {
+    const int r = ::poll(fds, n, timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return Ready::kTimeout;
+    if (n == 2 && fds[1].revents != 0) return Ready::kStopping;
+    return Ready::kYes;
+  }
+}
+
+bool ServerRecvLine(int fd, int wake_fd, std::string* line) {
+  line->clear();
+  char buf[4096];
+  for (;;) {
+    const ssize_t r = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (r > 0) {
+      const auto* nl = static_cast<const char*>(std::memchr(buf, '\n', static_cast<size_t>(r)));
+      line->append(buf, nl ? static_cast<size_t>(nl - buf) : static_cast<size_t>(r));
+      if (nl) return true;
+      if (line->size() > kMaxLine) return false;
+      continue;
+    }
+    if (r == 0) return false;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
+    if (WaitClient(fd, POLLIN, wake_fd, kClientTimeoutMs) != Ready::kYes) return false;
+  }
+}
+
+bool ServerSendAll(int fd, int wake_fd, const std::string& s) {
+  size_t done = 0;
+  std::optional<std::chrono::steady_clock::time_point> deadline;  // set once stopping
+  while (done < s.size()) {
+    const ssize_t r = ::send(fd, s.data() + done, s.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r > 0) {
+      done += static_cast<size_t>(r);
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return false;
+    int timeout_ms = kClientTimeoutMs;
+    if (deadline) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          *deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      timeout_ms = static_cast<int>(left.count());
+    }
+    const Ready w = WaitClient(fd, POLLOUT, deadline ? -1 : wake_fd, timeout_ms);
+    if (w == Ready::kTimeout) return false;
+    if (w == Ready::kStopping) deadline = std::chrono::steady_clock::now() + kStopGrace;
+  }
+  return true;
+}
+
+// A whole-number field of a request: `def` when absent (required when def
+// is nullopt). Floats, negative numbers and numbers above T's range are
+// refused: converting them would be undefined behaviour or wrap around.
+template <typename T>
+T Whole(const json& j, const char* key, std::optional<T> def = std::nullopt) {
+  if (def && !j.contains(key)) return *def;
+  const json& v = j.at(key);
+  uint64_t u = 0;
+  bool ok = false;
+  if (v.is_number_unsigned()) {
+    u = v.get<uint64_t>();
+    ok = true;
+  } else if (v.is_number_integer() && v.get<int64_t>() >= 0) {
+    u = static_cast<uint64_t>(v.get<int64_t>());
+    ok = true;
+  }
+  if (!ok || u > std::numeric_limits<T>::max()) {
+    throw std::invalid_argument(std::string("'") + key + "' must be a whole number from 0 to " +
+                                std::to_string(std::numeric_limits<T>::max()));
+  }
+  return static_cast<T>(u);
 }
 
 json Error(const std::string& msg) { return json{{"ok", false}, {"error", msg}}; }
@@ -73,8 +174,8 @@ json Dispatch(Engine* engine, const json& req) {
     return Result(j);
   }
   if (verb == "list") {
-    const uint64_t first = req.value("first", uint64_t{0});
-    const uint64_t end = req.value("end", engine->sector_count());
+    const uint64_t first = Whole<uint64_t>(req, "first", 0);
+    const uint64_t end = Whole<uint64_t>(req, "end", engine->sector_count());
     json arr = json::array();
     for (const Mapping& m : engine->List(first, end)) arr.push_back(MappingToJson(m));
     return Result(arr);
@@ -91,15 +192,15 @@ json Dispatch(Engine* engine, const json& req) {
     if (s.ok()) s = engine->AddFaultRule(rule, &added);
     return Changed(engine, s, s.ok() ? FaultRuleToJson(added) : json());
   }
-  if (verb == "fault-remove") return Changed(engine, engine->RemoveFaultRule(req.at("id").get<uint64_t>()), json());
+  if (verb == "fault-remove") return Changed(engine, engine->RemoveFaultRule(Whole<uint64_t>(req, "id")), json());
   if (verb == "fault-clear") {
     engine->ClearFaultRules();
     return Changed(engine, Status::OK(), json());
   }
-  if (verb == "remap") return Changed(engine, engine->Remap(req.at("sector").get<uint64_t>()), json());
-  if (verb == "unremap") return Changed(engine, engine->Unremap(req.at("sector").get<uint64_t>()), json());
+  if (verb == "remap") return Changed(engine, engine->Remap(Whole<uint64_t>(req, "sector")), json());
+  if (verb == "unremap") return Changed(engine, engine->Unremap(Whole<uint64_t>(req, "sector")), json());
   if (verb == "mark-pending") {
-    return Changed(engine, engine->MarkPending(req.at("sector").get<uint64_t>()), json());
+    return Changed(engine, engine->MarkPending(Whole<uint64_t>(req, "sector")), json());
   }
   if (verb == "flush") return Changed(engine, Status::OK(), json());
   return Error("unknown verb '" + verb + "'");
@@ -121,6 +222,7 @@ json HealthToJson(const Health& h) {
               {"table_bytes", h.table_bytes},
               {"was_clean", h.was_clean},
               {"store_error", h.store_error},
+              {"previous_store_error", h.previous_store_error},
               {"counters", counters}};
 }
 
@@ -148,15 +250,15 @@ Status FaultRuleFromJson(const json& j, FaultRule* r) {
     auto op = ParseFaultOp(j.value("op", std::string("both")));
     if (!device) return Status::InvalidArgument("device must be main or spare");
     if (!op) return Status::InvalidArgument("op must be read, write or both");
-    r->id = j.value("id", uint64_t{0});
+    r->id = Whole<uint64_t>(j, "id", 0);
     r->device = *device;
     r->op = *op;
-    r->sectors = {j.at("first").get<uint64_t>(), j.value("count", uint64_t{1})};
-    r->times = j.value("times", uint64_t{0});
+    r->sectors = {Whole<uint64_t>(j, "first"), Whole<uint64_t>(j, "count", 1)};
+    r->times = Whole<uint64_t>(j, "times", 0);
     r->probability = j.value("probability", 1.0);
-    r->seed = j.value("seed", uint64_t{0});
-    r->delay_ms = j.value("delay_ms", uint32_t{0});
-  } catch (const json::exception& e) {
+    r->seed = Whole<uint64_t>(j, "seed", 0);
+    r->delay_ms = Whole<uint32_t>(j, "delay_ms", 0);
+  } catch (const std::exception& e) {  // json's, or Whole's
     return Status::InvalidArgument(std::string("bad fault rule: ") + e.what());
   }
   return Status::OK();
@@ -174,7 +276,9 @@ std::string HandleControlRequest(Engine* engine, std::string_view line) {
   } catch (const std::exception& e) {
     reply = Error(std::string("bad request: ") + e.what());
   }
-  return reply.dump() + "\n";
+  // replace: an error message may quote the request's invalid UTF-8, which
+  // a strict dump would throw on.
+  return reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 std::string ControlSocketName(const std::string& uuid) { return "remapfs/" + uuid; }
@@ -191,7 +295,7 @@ Status ControlCall(const std::string& uuid, const json& request, json* result) {
     return Status::FromErrno("connect to the remapfs daemon", err);
   }
   std::string line;
-  const bool ok = SendAll(fd, request.dump() + "\n") && RecvLine(fd, &line);
+  const bool ok = SendAll(fd, request.dump() + "\n") && RecvReply(fd, &line);
   ::close(fd);
   if (!ok) return Status::IOError("the remapfs daemon closed the control connection (not its owner?)", EPIPE);
   try {
@@ -252,7 +356,7 @@ void ControlServer::Run() {
     }
     if (fds[1].revents) return;
     if (!(fds[0].revents & POLLIN)) continue;
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) continue;
     Serve(fd);
     ::close(fd);
@@ -267,11 +371,11 @@ void ControlServer::Serve(int fd) {
     spdlog::warn("control channel: refused a client of uid {}", cred.uid);
     return;
   }
-  timeval timeout{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   std::string line;
-  if (!RecvLine(fd, &line)) return;
-  SendAll(fd, HandleControlRequest(engine_, line));
+  if (!ServerRecvLine(fd, wake_fd_, &line)) return;
+  if (!ServerSendAll(fd, wake_fd_, HandleControlRequest(engine_, line))) {
+    spdlog::warn("control channel: a client did not take its reply; dropped it");
+  }
 }
 
 }  // namespace remapfs

@@ -39,8 +39,12 @@ std::string ControlSocketName(const std::string& uuid);
 Status ControlCall(const std::string& uuid, const nlohmann::ordered_json& request, nlohmann::ordered_json* result);
 
 // A background worker of the daemon: accepts connections and answers them
-// one at a time. Stop() wakes it (eventfd) and joins it; it cannot hang on a
-// silent client (5 s receive timeout).
+// one at a time. Stop() wakes it (eventfd) and joins it. It never waits on a
+// client once stopped: every wait for a client also watches the eventfd, so
+// a request not yet received is dropped, and a reply the client does not
+// read (a stopped remapctl) is dropped after a 0.5 s grace. A request being
+// served (an engine call, which may wait for slow I/O, then its flush) is
+// finished first. Without a stop, a client silent for 5 s is dropped.
 class ControlServer {
  public:
   // REQUIRES: engine outlives the server (stop the server first).

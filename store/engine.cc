@@ -85,7 +85,7 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
   Status s = CheckDistinctParts(paths);
   if (!s.ok()) return s;
   std::unique_ptr<MetaStore> meta;
-  s = MetaStore::Open(paths.db, /*read_only=*/false, &meta);
+  s = MetaStore::Open(paths.db, /*read_only=*/false, &meta, options.sqlite_vfs);
   if (s.IsNotFound()) {
     return Status::NotFound("DB " + paths.db + " does not exist; make a set first with `remapctl create`");
   }
@@ -99,12 +99,27 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
   if (!s.ok()) return s;
 
   std::unique_ptr<Engine> engine(new Engine(info, options));
-  if (!info.clean) {
+  if (!info.last_error.empty()) {
+    spdlog::warn("the last run of set {} could not commit its table at its stop ({}); checking it", info.uuid,
+                 info.last_error);
+  } else if (!info.clean) {
     spdlog::warn("set {} was not shut down cleanly; checking its table", info.uuid);
+  }
+  const bool check = !info.clean || !info.last_error.empty();
+  if (check) {
+    // What the DB shows may include commits of the last run that reached the
+    // WAL but not the disk (it died between writing and syncing a commit, or
+    // the sync failed): they are in the page cache, and SQLite sees them.
+    // Make them durable before the table is trusted: a slot that one of
+    // their unremaps freed could be reused and overwritten here, and a power
+    // cut then bring back the old mapping to it (DESIGN.md, durability 3).
+    // The checkpoint syncs the WAL, then the DB.
+    s = meta->Checkpoint();
+    if (!s.ok()) return s;
   }
   std::vector<std::string> problems;
   s = LoadTable(meta.get(), &engine->table_, &engine->alloc_, &problems);
-  if (s.ok() && !info.clean) s = meta->IntegrityCheck(/*full=*/false, &problems);
+  if (s.ok() && check) s = meta->IntegrityCheck(/*full=*/false, &problems);
   if (!s.ok()) return s;
   if (!problems.empty()) {
     return Status::Corruption("DB " + paths.db + " is inconsistent: " + problems.front() + " (" +
@@ -128,6 +143,9 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
   // Read before SetOpen, which sets info.clean (a reference) to false.
   engine->was_clean_ = info.clean;
   s = meta->SetOpen(AbsolutePath(paths.main), AbsolutePath(paths.spare));
+  // The check passed: the recorded failure has been reported (log, Health)
+  // and is cleared.
+  if (s.ok() && !info.last_error.empty()) s = meta->SetLastError("");
   if (!s.ok()) return s;
   const uint32_t ss = info.sector_size;
   engine->main_ = std::make_unique<FaultyBackend>(std::move(main), Device::kMain, ss, 0, engine->rules_);
@@ -174,8 +192,18 @@ Status Engine::Close() {
   if (result.ok()) result = s;
   t = Clock::now();
   // Only an orderly stop marks the set clean; otherwise the next open checks.
-  if (result.ok()) result = meta_->Checkpoint();
+  // Every commit is durable already: the checkpoint does not wait for a
+  // reader of the DB (another process) to hold up the stop.
+  if (result.ok()) result = meta_->Checkpoint(/*wait_for_readers=*/false);
   if (result.ok()) result = meta_->SetClean(true);
+  if (!result.ok()) {
+    // The set stays marked not clean, so the next open checks it; where the
+    // DB still takes a write, it also learns why.
+    Status r = meta_->SetLastError(result.ToString());
+    spdlog::error("set {} could not stop in order: {}; it stays marked unclean{}", info_.uuid, result.ToString(),
+                  r.ok() ? " and the next open will check it" : " (recording this in the DB failed too: " +
+                                                                     r.ToString() + ")");
+  }
   meta_.reset();
   spdlog::info("shutdown step 5: DB checkpointed, marked {} and closed in {:.1f} ms",
                result.ok() ? "clean" : "unclean", MsSince(t));
@@ -450,6 +478,14 @@ Status Engine::RemapSector(uint64_t sector, uint32_t in_off, size_t len, const c
 }
 
 Status Engine::PlaceInNewSlot(uint64_t sector, const char* full, const char* why) {
+  // A remap that the DB cannot record would live only in memory, and the
+  // writer's queue would only grow: refuse it while commits fail (the writer
+  // retries each cycle; the first successful commit ends this).
+  if (Status store = writer_->commit_error(); !store.ok()) {
+    return Status::IOError("sector " + std::to_string(sector) + " needs a new spare slot (" + why +
+                               "), but the metadata store cannot record it: " + store.message(),
+                           EIO);
+  }
   for (;;) {
     std::optional<uint32_t> slot;
     bool spare_low = false;
@@ -649,6 +685,7 @@ Health Engine::GetHealth() const {
     h.table_bytes = table_.MemoryBytes();
   }
   h.was_clean = was_clean_;
+  h.previous_store_error = info_.last_error;
   Status s = writer_->error();
   if (!s.ok()) h.store_error = s.ToString();
   return h;

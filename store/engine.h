@@ -44,6 +44,8 @@ struct EngineOptions {
   int read_attempts = 3;
   // The metadata writer commits at least this often while changes wait.
   std::chrono::milliseconds commit_interval{1000};
+  // The SQLite VFS for the DB (tests: FaultVfs::Name()); empty: the default.
+  std::string sqlite_vfs;
 };
 
 // The manual sector changes (Engine::Remap, Unremap, MarkPending), and the

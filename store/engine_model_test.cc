@@ -293,7 +293,10 @@ class Model {
   }
 
   void DoWrite() {
-    auto [off, n] = RandomRange();
+    // Not a structured binding: clang 14 cannot capture one in a lambda.
+    const auto [range_off, range_n] = RandomRange();
+    const uint64_t off = range_off;
+    const size_t n = range_n;
     const std::string data = test::Pattern(n, rng_());
     const uint64_t first = off / ss(), last = (off + n - 1) / ss();
     const uint64_t ex0 = CounterValue(e_->GetHealth(), Counter::kSpareExhausted);

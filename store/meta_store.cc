@@ -11,6 +11,8 @@ namespace remapfs {
 
 namespace {
 
+constexpr int kBusyTimeoutMs = 5000;  // waiting for another process's lock
+
 const char* const kSchema = R"sql(
 CREATE TABLE set_info(
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -37,7 +39,7 @@ CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 
 }  // namespace
 
-Status MetaStore::Create(const std::string& path, const SetInfo& info) {
+Status MetaStore::Create(const std::string& path, const SetInfo& info, const std::string& vfs) {
   if (::access(path.c_str(), F_OK) == 0) {
     return Status::InvalidArgument("DB " + path + " already exists; remapctl create never overwrites a set");
   }
@@ -46,7 +48,7 @@ Status MetaStore::Create(const std::string& path, const SetInfo& info) {
   if (fd < 0) return Status::FromErrno("create DB " + path, errno);
   ::close(fd);
   std::unique_ptr<sqlite::Database> db;
-  Status s = sqlite::Database::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db);
+  Status s = sqlite::Database::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db, vfs);
   if (!s.ok()) return s;
   s = db->Exec("PRAGMA journal_mode=WAL");
   if (s.ok()) s = db->Exec("PRAGMA synchronous=FULL");
@@ -83,12 +85,13 @@ Status MetaStore::Create(const std::string& path, const SetInfo& info) {
   return s;
 }
 
-Status MetaStore::Open(const std::string& path, bool read_only, std::unique_ptr<MetaStore>* result) {
+Status MetaStore::Open(const std::string& path, bool read_only, std::unique_ptr<MetaStore>* result,
+                       const std::string& vfs) {
   if (::access(path.c_str(), F_OK) != 0) {
     return Status::FromErrno("DB " + path, errno);
   }
   std::unique_ptr<sqlite::Database> db;
-  Status s = sqlite::Database::Open(path, read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE, &db);
+  Status s = sqlite::Database::Open(path, read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE, &db, vfs);
   if (!s.ok()) return s;
   std::unique_ptr<MetaStore> store(new MetaStore(std::move(db)));
   s = store->ReadInfo();
@@ -105,12 +108,14 @@ Status MetaStore::Open(const std::string& path, bool read_only, std::unique_ptr<
 MetaStore::~MetaStore() = default;
 
 Status MetaStore::ReadInfo() {
-  sqlite3_busy_timeout(db_->handle(), 5000);
+  sqlite3_busy_timeout(db_->handle(), kBusyTimeoutMs);
   const std::string& path = db_->path();
   sqlite::Statement st;
   bool row = false;
   Status s = st.Prepare(*db_, "PRAGMA application_id");
   if (s.ok()) s = st.Step(&row);
+  // An I/O error (or disk full) while reading says nothing about the format.
+  if (s.IsIOError()) return s;
   if (!s.ok()) return Status::Corruption(path + " is not a remapfs DB (" + s.message() + ")");
   if (!row || st.Int(0) != kApplicationId) {
     return Status::Corruption(path + " is not a remapfs DB (wrong application_id)");
@@ -127,6 +132,7 @@ Status MetaStore::ReadInfo() {
                  "main_path, spare_path "
                  "FROM set_info WHERE id = 1");
   if (s.ok()) s = st.Step(&row);
+  if (s.IsIOError()) return s;
   if (!s.ok()) return Status::Corruption("DB " + path + " is damaged: " + s.message());
   if (!row) return Status::Corruption("DB " + path + " has no set identity row");
   info_.uuid = st.Text(0);
@@ -229,10 +235,72 @@ Status MetaStore::IntegrityCheck(bool full, std::vector<std::string>* problems) 
   bool row = false;
   while (s.ok() && (s = st.Step(&row)).ok() && row) {
     std::string line = st.Text(0);
+    // A page SQLite could not read comes back as a problem row ("unable to
+    // get the page. error code=266"): an I/O error, not a damaged DB.
+    for (const char* unreadable : {"unable to get the page", "failed to get page", "Failed to read ptrmap"}) {
+      if (line.find(unreadable) != std::string::npos) {
+        for (char& c : line) c = c == '\n' ? ' ' : c;
+        return Status::IOError("DB " + path() + ": the integrity check could not read it: " + line, EIO);
+      }
+    }
     if (line != "ok") problems->push_back("DB: " + line);
   }
   return s;
 }
+
+namespace {
+
+// Apply writes runs of sector puts and of events kRowsPerInsert rows to an
+// INSERT: a statement execution per row is most of the cost of a big commit
+// (and events pay AUTOINCREMENT's bookkeeping per execution). 64 rows of 5
+// parameters stay far below SQLite's limit on parameters.
+constexpr size_t kRowsPerInsert = 64;
+
+std::string MultiRowInsert(const char* head, const char* row) {
+  std::string sql = head;
+  for (size_t i = 0; i < kRowsPerInsert; ++i) sql.append(i == 0 ? " " : ", ").append(row);
+  return sql;
+}
+
+void BindSector(sqlite::Statement& st, int first, const PutSector& p) {
+  st.Bind(first, static_cast<int64_t>(p.sector));
+  if (p.slot == kPendingSlot) {
+    st.BindNull(first + 1);
+  } else {
+    st.Bind(first + 1, int64_t{p.slot});
+  }
+}
+
+void BindEvent(sqlite::Statement& st, int first, const Event& e) {
+  st.Bind(first, e.time_us).Bind(first + 1, EventKindName(e.kind)).Bind(first + 2, static_cast<int64_t>(e.sector));
+  if (e.slot < 0) {
+    st.BindNull(first + 3);
+  } else {
+    st.Bind(first + 3, e.slot);
+  }
+  st.Bind(first + 4, e.detail);
+}
+
+// Rows waiting for a multi-row INSERT: `all` writes every one, else only
+// whole groups of kRowsPerInsert (the rest, if any, row by row).
+template <typename Row, typename BindFn>
+Status WriteRows(std::vector<const Row*>* rows, bool all, sqlite::Statement& many, sqlite::Statement& one,
+                 int columns, BindFn bind) {
+  Status s;
+  size_t done = 0;
+  for (; s.ok() && rows->size() - done >= kRowsPerInsert; done += kRowsPerInsert) {
+    for (size_t i = 0; i < kRowsPerInsert; ++i) bind(many, static_cast<int>(i) * columns + 1, *(*rows)[done + i]);
+    s = many.Run();
+  }
+  for (; s.ok() && all && done < rows->size(); ++done) {
+    bind(one, 1, *(*rows)[done]);
+    s = one.Run();
+  }
+  rows->erase(rows->begin(), rows->begin() + static_cast<std::ptrdiff_t>(done));
+  return s;
+}
+
+}  // namespace
 
 Status MetaStore::PrepareWrites() {
   if (prepared_) return Status::OK();
@@ -257,6 +325,15 @@ Status MetaStore::PrepareWrites() {
   if (s.ok()) {
     s = put_counter_.Prepare(*db_, "INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)");
   }
+  if (s.ok()) {
+    s = put_sectors_n_.Prepare(
+        *db_, MultiRowInsert("INSERT OR REPLACE INTO sectors(sector, slot) VALUES", "(?, ?)").c_str());
+  }
+  if (s.ok()) {
+    s = put_events_n_.Prepare(*db_, MultiRowInsert("INSERT INTO events(time_us, kind, sector, slot, detail) VALUES",
+                                                   "(?, ?, ?, ?, ?)")
+                                        .c_str());
+  }
   prepared_ = s.ok();
   return s;
 }
@@ -268,17 +345,24 @@ Status MetaStore::Apply(const std::vector<Change>& changes,
   sqlite::Transaction txn(*db_);
   if (!txn.status().ok()) return txn.status();
   bool events = false;
+  // Sector puts wait for their multi-row INSERT only until the next erase of
+  // a sector, so the changes of each sector stay in order; events (their own
+  // table) keep their order among themselves.
+  std::vector<const PutSector*> puts;
+  std::vector<const Event*> event_rows;
+  auto write_puts = [&](bool all) {
+    return WriteRows(&puts, all, put_sectors_n_, put_sector_, 2, BindSector);
+  };
+  auto write_events = [&](bool all) {
+    return WriteRows(&event_rows, all, put_events_n_, put_event_, 5, BindEvent);
+  };
   for (const Change& c : changes) {
     if (auto* p = std::get_if<PutSector>(&c)) {
-      put_sector_.Bind(1, static_cast<int64_t>(p->sector));
-      if (p->slot == kPendingSlot) {
-        put_sector_.BindNull(2);
-      } else {
-        put_sector_.Bind(2, int64_t{p->slot});
-      }
-      s = put_sector_.Run();
+      puts.push_back(p);
+      if (puts.size() == kRowsPerInsert) s = write_puts(false);
     } else if (auto* e = std::get_if<EraseSector>(&c)) {
-      s = erase_sector_.Bind(1, static_cast<int64_t>(e->sector)).Run();
+      s = write_puts(true);
+      if (s.ok()) s = erase_sector_.Bind(1, static_cast<int64_t>(e->sector)).Run();
     } else if (auto* b = std::get_if<PutBadSlot>(&c)) {
       s = put_bad_slot_.Bind(1, int64_t{b->slot}).Run();
     } else if (auto* r = std::get_if<PutFaultRule>(&c)) {
@@ -296,17 +380,15 @@ Status MetaStore::Apply(const std::vector<Change>& changes,
     } else if (auto* er = std::get_if<EraseFaultRule>(&c)) {
       s = er->id == 0 ? erase_all_rules_.Run() : erase_rule_.Bind(1, static_cast<int64_t>(er->id)).Run();
     } else if (auto* ev = std::get_if<Event>(&c)) {
-      put_event_.Bind(1, ev->time_us).Bind(2, EventKindName(ev->kind)).Bind(3, static_cast<int64_t>(ev->sector));
-      if (ev->slot < 0) {
-        put_event_.BindNull(4);
-      } else {
-        put_event_.Bind(4, ev->slot);
-      }
-      s = put_event_.Bind(5, ev->detail).Run();
+      event_rows.push_back(ev);
+      if (event_rows.size() == kRowsPerInsert) s = write_events(false);
       events = true;
     }
     if (!s.ok()) return s;
   }
+  s = write_puts(true);
+  if (s.ok()) s = write_events(true);
+  if (!s.ok()) return s;
   if (events) {
     s = trim_events_.Bind(1, kMaxEvents).Run();
     if (!s.ok()) return s;
@@ -336,6 +418,20 @@ Status MetaStore::SetClean(bool clean) {
   return s;
 }
 
-Status MetaStore::Checkpoint() { return db_->Exec("PRAGMA wal_checkpoint(TRUNCATE)"); }
+Status MetaStore::SetLastError(const std::string& message) {
+  sqlite::Statement st;
+  Status s = st.Prepare(*db_, "UPDATE set_info SET last_error = ? WHERE id = 1");
+  if (s.ok()) s = st.Bind(1, message).Run();
+  if (s.ok()) info_.last_error = message;
+  return s;
+}
+
+Status MetaStore::Checkpoint(bool wait_for_readers) {
+  if (wait_for_readers) return db_->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  sqlite3_busy_timeout(db_->handle(), 0);
+  Status s = db_->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  sqlite3_busy_timeout(db_->handle(), kBusyTimeoutMs);
+  return s;
+}
 
 }  // namespace remapfs

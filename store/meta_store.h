@@ -43,9 +43,11 @@ struct SetInfo {
 class MetaStore {
  public:
   // Creates a new DB file holding `info`. Refuses an existing file.
-  static Status Create(const std::string& path, const SetInfo& info);
+  // vfs: a registered SQLite VFS (tests: FaultVfs); empty: the default.
+  static Status Create(const std::string& path, const SetInfo& info, const std::string& vfs = "");
   // Opens and validates an existing DB. read_only: no write ever happens.
-  static Status Open(const std::string& path, bool read_only, std::unique_ptr<MetaStore>* result);
+  static Status Open(const std::string& path, bool read_only, std::unique_ptr<MetaStore>* result,
+                     const std::string& vfs = "");
   ~MetaStore();
 
   const SetInfo& info() const { return info_; }
@@ -69,8 +71,14 @@ class MetaStore {
   // closed in order (clean=true).
   Status SetOpen(const std::string& main_path, const std::string& spare_path);
   Status SetClean(bool clean);
-  // Copies the WAL into the DB file and truncates it.
-  Status Checkpoint();
+  // Records why the last run could not stop in order (set_info.last_error;
+  // empty clears it), for the next open to report.
+  Status SetLastError(const std::string& message);
+  // Copies the WAL into the DB file and truncates it (syncing the WAL, then
+  // the DB). wait_for_readers false: never waits for another process reading
+  // the DB (the busy timeout otherwise, 5 s); what a reader still needs then
+  // stays in the WAL, which is as good once every commit is durable.
+  Status Checkpoint(bool wait_for_readers = true);
 
   // Events beyond this many are dropped, oldest first.
   static constexpr int64_t kMaxEvents = 100000;
@@ -84,6 +92,8 @@ class MetaStore {
   SetInfo info_;
   sqlite::Statement put_sector_, erase_sector_, put_bad_slot_, put_rule_, erase_rule_,
       erase_all_rules_, put_event_, trim_events_, put_counter_;
+  // Multi-row forms of put_sector_ and put_event_ (Apply's big batches).
+  sqlite::Statement put_sectors_n_, put_events_n_;
   bool prepared_ = false;
 };
 

@@ -1,6 +1,9 @@
 #include "store/metadata_writer.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <cerrno>
 
 namespace remapfs {
 
@@ -38,6 +41,11 @@ Status MetaWriter::error() const {
   return error_;
 }
 
+Status MetaWriter::commit_error() const {
+  std::lock_guard lock(mu_);
+  return commit_error_;
+}
+
 Status MetaWriter::Stop() {
   {
     std::lock_guard lock(mu_);
@@ -57,6 +65,21 @@ void MetaWriter::Abandon() {
   }
   work_cv_.notify_one();
   if (thread_.joinable()) thread_.join();
+}
+
+void MetaWriter::LogStateChange(const Status& s, bool commit_failed, size_t batch_size) {
+  const int state = s.ok() ? 0 : commit_failed ? 2 : 1;
+  if (state == logged_state_) return;
+  if (state == 2) {
+    spdlog::error("{}; {} table change(s) wait; flushes fail with EIO and writes that need a new remap are "
+                  "refused until a commit succeeds (retried every {} ms and on every flush)",
+                  s.message(), batch_size, interval_.count());
+  } else if (state == 1) {
+    spdlog::error("syncing MAIN and SPARE before a commit failed: {}; flushes fail until it succeeds", s.message());
+  } else {
+    spdlog::warn("the metadata writer commits again");
+  }
+  logged_state_ = state;
 }
 
 void MetaWriter::Run() {
@@ -81,13 +104,25 @@ void MetaWriter::Run() {
     lock.unlock();
 
     Status s = hooks_.sync_data();
-    if (s.ok() && (!batch.empty() || stopping)) s = store_->Apply(batch, counters_->Snapshot());
+    bool commit_failed = false;
+    if (s.ok() && (!batch.empty() || stopping)) {
+      s = store_->Apply(batch, counters_->Snapshot());
+      if (!s.ok()) {
+        // Disk full or an I/O error of the DB: whatever SQLite said, the
+        // flusher's fsync fails with EIO (DESIGN.md: a media error).
+        commit_failed = true;
+        s = Status::IOError("the metadata store cannot commit: " + s.message(), EIO);
+      }
+    }
+    LogStateChange(s, commit_failed, batch.size());
 
     lock.lock();
     if (s.ok()) {
       durable_seq_ = batch_seq;
       error_ = Status::OK();
+      commit_error_ = Status::OK();
     } else {
+      if (commit_failed) commit_error_ = s;
       // Keep the batch, in order, ahead of anything queued meanwhile: the next
       // cycle retries it.
       batch.insert(batch.end(), std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));

@@ -42,8 +42,13 @@ class MetaWriter {
   Status Flush();
   // Every change with a sequence number <= this is durable.
   uint64_t durable_seq() const;
-  // The last commit failure, OK once a later commit succeeded.
+  // The last failed cycle (data sync or commit), OK once a later cycle
+  // succeeded.
   Status error() const;
+  // The last failure of the DB commit itself (disk full, I/O error), OK once
+  // a later commit succeeded: while it is set the store cannot record new
+  // table changes. A failed data sync leaves it as it was.
+  Status commit_error() const;
   // Commits what is queued (one last flush), stops the thread and joins it.
   // Never blocks on anything but that final commit. Idempotent.
   Status Stop();
@@ -59,6 +64,7 @@ class MetaWriter {
     Status status;
   };
   void Run();
+  void LogStateChange(const Status& s, bool commit_failed, size_t batch_size);
 
   MetaStore* const store_;
   const Counters* const counters_;
@@ -73,6 +79,10 @@ class MetaWriter {
   uint64_t durable_seq_ = 0;          // GUARDED_BY(mu_)
   std::vector<Waiter*> waiters_;      // GUARDED_BY(mu_)
   Status error_;                      // GUARDED_BY(mu_)
+  Status commit_error_;               // GUARDED_BY(mu_)
+  // What the log last said about the cycles (thread only): 0 ok, 1 the data
+  // sync fails, 2 the commit fails. Logged once per change, not per cycle.
+  int logged_state_ = 0;
   bool stop_ = false;                 // GUARDED_BY(mu_)
   bool abandon_ = false;              // GUARDED_BY(mu_), exit without committing
   bool stopped_ = false;              // GUARDED_BY(mu_), the thread has exited

@@ -37,6 +37,7 @@ class SlotAllocator {
   uint32_t bad_count() const { return bad_; }
   uint32_t quarantined_count() const { return static_cast<uint32_t>(quarantine_.size()); }
   bool is_bad(uint32_t slot) const { return state_[slot] == kBad; }
+  bool is_used(uint32_t slot) const { return state_[slot] == kUsed; }
 
  private:
   enum State : uint8_t { kFree, kUsed, kBad, kQuarantined };

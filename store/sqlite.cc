@@ -31,9 +31,10 @@ Status FromSqlite(int rc, std::string msg) {
   }
 }
 
-Status Database::Open(const std::string& path, int flags, std::unique_ptr<Database>* result) {
+Status Database::Open(const std::string& path, int flags, std::unique_ptr<Database>* result,
+                      const std::string& vfs) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, vfs.empty() ? nullptr : vfs.c_str());
   if (rc != SQLITE_OK) {
     Status s = FromSqlite(rc, "open DB " + path + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
     sqlite3_close_v2(db);

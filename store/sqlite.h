@@ -19,7 +19,9 @@ namespace remapfs::sqlite {
 class Database {
  public:
   // flags: SQLITE_OPEN_READONLY or SQLITE_OPEN_READWRITE [| SQLITE_OPEN_CREATE].
-  static Status Open(const std::string& path, int flags, std::unique_ptr<Database>* result);
+  // vfs: the name of a registered SQLite VFS; empty: the default one.
+  static Status Open(const std::string& path, int flags, std::unique_ptr<Database>* result,
+                     const std::string& vfs = "");
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
