@@ -358,6 +358,143 @@ assert_shutdown_log() {
   grep -q "shutdown took" "$logf" || fail "$logf: no final 'shutdown took' line"
 }
 
+# --- the verifying block writer -----------------------------------------
+
+# blocks write|verify FILE --base B --blk N --nb NB --gen G --log LOG ...:
+# tests/integration/blocks.py (see its help): writes generation-stamped
+# blocks with fsyncs and logs what was acknowledged; verifies after a stop or
+# a crash that every acknowledged block is there.
+# In the background: start_bg python3 "$BLOCKS_PY" write ... (so that BG_PID
+# is python's own pid).
+BLOCKS_PY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/blocks.py
+blocks() { python3 "$BLOCKS_PY" "$@"; }
+# acked_count LOG: fsync-acknowledged batches in a blocks.py log.
+acked_count() {
+  if [[ -f $1 ]]; then grep -c '^a ' "$1" || true; else echo 0; fi
+}
+
+# Milliseconds since the epoch.
+now_ms() { date +%s%3N; }
+
+# stop_daemon HOW MNT PID BOUND_S: starts the ordered shutdown with HOW
+# (unmount: fusermount3 -u MNT; TERM, INT: that signal to PID) and waits for
+# PID to exit. Fails, instead of hanging, when it is still running BOUND_S
+# seconds later (and shows the end of its log). Sets STOP_MS (request to exit)
+# and STOP_REASON (what the log must say: "shutdown requested: REASON").
+stop_daemon() {
+  local how=$1 mnt=$2 pid=$3 bound=$4 t0 i
+  t0=$(now_ms)
+  case $how in
+    unmount)
+      must fusermount3 -u "$mnt"
+      STOP_REASON="the filesystem was unmounted" ;;
+    TERM) kill -TERM "$pid"; STOP_REASON="signal Terminated" ;;
+    INT) kill -INT "$pid"; STOP_REASON="signal Interrupt" ;;
+    *) fail "stop_daemon: unknown way '$how'" ;;
+  esac
+  for (( i = 0; ; i++ )); do
+    pid_alive "$pid" || break
+    if (( $(now_ms) - t0 > bound * 1000 )); then
+      [[ -n $LOG ]] && tail -15 "$LOG" >&2
+      fail "the daemon ($how) is still running ${bound}s after the shutdown was requested"
+    fi
+    sleep 0.01
+  done
+  STOP_MS=$(( $(now_ms) - t0 ))
+  log "daemon $pid exited ${STOP_MS} ms after $how"
+}
+
+# after_orderly_stop MNT DB [LOG]: after stop_daemon: the log shows the
+# ordered shutdown for STOP_REASON, steps 1..6; the mount is gone (one left
+# dead by a signal while files were open is unmounted here); the set passes
+# `remapctl check` and the DB says it was stopped cleanly.
+after_orderly_stop() {
+  local mnt=$1 db=$2 logf=${3:-$LOG}
+  assert_shutdown_log "$logf" "$STOP_REASON"
+  if is_mounted "$mnt"; then
+    fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"
+  fi
+  wait_unmounted "$mnt" 10
+  must "$REMAPCTL" check "$db"
+  assert_contains "remapctl check after the stop" "ok:" "$(OUT)"
+  must "$REMAPCTL" status "$db" --json
+  assert_eq "was_clean in the DB after an orderly stop" true "$(jqr .was_clean)"
+}
+
+# step_ms LOG N: the duration the log gives for shutdown step N, whole ms.
+step_ms() {
+  sed -n "s/.*\] shutdown step $2: .* in \([0-9.]*\) ms.*/\1/p" "$1" | tail -1 | cut -d. -f1
+}
+
+# delayed_io PID: threads of daemon PID asleep in a --delay-ms fault rule
+# (nanosleep; nothing else of the daemon's own sleeps that way), not counting
+# the threads delayed_io_baseline found sleeping on their own (a sanitizer
+# runtime's background thread).
+DELAYED_IO_IGNORE=""
+delayed_io() {
+  local n=0 t
+  for t in /proc/"$1"/task/*; do
+    [[ " $DELAYED_IO_IGNORE " == *" ${t##*/} "* ]] && continue
+    if [[ $(cat "$t/wchan" 2>/dev/null) == *nanosleep* ]]; then n=$((n + 1)); fi
+  done
+  echo $n
+}
+
+# delayed_io_baseline PID: before any delay rule is hit, the threads of PID
+# seen in nanosleep over half a second are left out of delayed_io.
+delayed_io_baseline() {
+  local i t
+  DELAYED_IO_IGNORE=""
+  for (( i = 0; i < 25; i++ )); do
+    for t in /proc/"$1"/task/*; do
+      if [[ $(cat "$t/wchan" 2>/dev/null) == *nanosleep* && " $DELAYED_IO_IGNORE " != *" ${t##*/} "* ]]; then
+        DELAYED_IO_IGNORE+=" ${t##*/}"
+      fi
+    done
+    sleep 0.02
+  done
+  [[ -z $DELAYED_IO_IGNORE ]] || log "threads of $1 that sleep on their own:$DELAYED_IO_IGNORE"
+}
+
+# wait_delayed_io PID N: until N requests are held by delay rules (10 s
+# bound). Call delayed_io_baseline PID first.
+wait_delayed_io() {
+  local i
+  for (( i = 0; i < 500; i++ )); do
+    (( $(delayed_io "$1") >= $2 )) && return 0
+    sleep 0.02
+  done
+  fail "expected $2 requests held by delay rules in daemon $1, found $(delayed_io "$1")"
+}
+
+# --- the control channel, raw --------------------------------------------
+
+# python3 "$CONTROL_PY" UUID call JSON | silent | noread JSON: a raw client of
+# a daemon's control channel (see control_client.py).
+CONTROL_PY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/control_client.py
+# set_uuid MNT: the UUID of the set mounted at MNT.
+set_uuid() {
+  must "$REMAPCTL" status "$1" --json
+  jqr .uuid
+}
+
+# committed_sectors DB: table entries committed to the DB, read with SQLite
+# read-only, so that it works while the daemon runs and asks it for nothing
+# (remapctl given the DB asks a running daemon to flush first).
+committed_sectors() {
+  python3 -c 'import sqlite3, sys
+c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+print(c.execute("SELECT count(*) FROM sectors").fetchone()[0])' "$1"
+}
+
+# presync FILE...: fdatasync files from outside (puts the page cache of the
+# images on disk, so that the daemon's own sync before a commit is quick).
+presync() {
+  python3 -c 'import os, sys
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_RDONLY); os.fdatasync(fd); os.close(fd)' "$@"
+}
+
 # --- bytes ---------------------------------------------------------------
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
@@ -409,6 +546,10 @@ attach_loop() {
 detach_loop() {
   local dev=$1 i
   must losetup -d "$dev"
+  # Forget it: once free, its number may be reused by someone else.
+  local kept=() d
+  for d in "${LOOPS[@]}"; do [[ $d == "$dev" ]] || kept+=("$d"); done
+  LOOPS=("${kept[@]}")
   # Detach completes when the last reference goes: wait for it (bounded).
   for i in $(seq 100); do
     losetup "$dev" >/dev/null 2>&1 || return 0

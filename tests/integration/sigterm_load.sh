@@ -14,55 +14,6 @@ REGION_SECTORS=8192       # each round writes in its own 32 MiB region
 make_set sl 128M 32M $SS
 MNT=$T/mnt
 
-cat >"$T/blocks.py" <<'EOF'
-# write: writes block k (ring slot k % nb) with pattern(k), fsyncs, then
-# appends k to the acked log. Stops at the first error, saying when.
-# verify: every block whose fsync succeeded reads back exactly.
-import hashlib, os, sys, time
-
-def pattern(rnd, k, blk):
-    unit = hashlib.sha256(f"{rnd}:{k}".encode()).digest()
-    return (unit * (blk // len(unit) + 1))[:blk]
-
-mode, path, base, blk, nb, rnd, acked = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6]), sys.argv[6], sys.argv[7]
-if mode == "write":
-    fd = os.open(path, os.O_WRONLY)
-    log = open(acked, "w", buffering=1)
-    k = 0
-    while True:
-        try:
-            n = os.pwrite(fd, pattern(rnd, k, blk), base + (k % nb) * blk)
-            if n != blk:
-                raise OSError(0, f"short write of {n} bytes")
-            os.fsync(fd)
-        except OSError as e:
-            print(f"stopped at block {k} at {time.time():.6f}: {e}", file=sys.stderr, flush=True)
-            sys.exit(3)
-        log.write(f"{k}\n")
-        k += 1
-else:
-    ks = [int(x) for x in open(acked).read().split()]
-    if ks != list(range(len(ks))):
-        sys.exit("the acked log is not 0..n-1")
-    last = {}
-    for k in ks:
-        last[k % nb] = k
-    inflight = len(ks)   # its write may or may not have landed
-    fd = os.open(path, os.O_RDONLY)
-    bad = 0
-    for slot, k in sorted(last.items()):
-        got = os.pread(fd, blk, base + slot * blk)
-        if got == pattern(rnd, k, blk):
-            continue
-        if slot == inflight % nb and got == pattern(rnd, inflight, blk):
-            continue
-        bad += 1
-        if bad <= 5:
-            print(f"block {k} (slot {slot}) differs", file=sys.stderr)
-    print(f"verified {len(last)} blocks of {len(ks)} acked writes: {bad} differ")
-    sys.exit(1 if bad else 0)
-EOF
-
 ROUNDS=(TERM INT)
 declare -A REASON=([TERM]="signal Terminated" [INT]="signal Interrupt")
 
@@ -84,7 +35,7 @@ for (( r = 0; r < ${#ROUNDS[@]}; r++ )); do
   must "$REMAPCTL" fault add "$MNT" --device main --sectors $slow_sector --op write --delay-ms 1500 --times 1
 
   acked=$T/acked.$r
-  start_bg python3 "$T/blocks.py" write "$EXPOSED" $base $BLK $NB "$r" "$acked" 2>"$T/writer.$r.err"
+  start_bg python3 "$BLOCKS_PY" write "$EXPOSED" --base $base --blk $BLK --nb $NB --gen "$r" --log "$acked" 2>"$T/writer.$r.err"
   writer=$BG_PID
   sleep 1.5
   random_file "$T/slow.$r" $SS
@@ -102,7 +53,7 @@ sys.exit(0 if n == int(sys.argv[4]) else 1)' "$EXPOSED" "$T/slow.$r" $((slow_sec
   sleep 0.5
   pid_alive "$slow" || fail "the slow write finished before the signal (the delay rule did not hold it)"
   pid_alive "$writer" || { cat "$T/writer.$r.err" >&2; fail "the writer stopped before the signal"; }
-  assert_ge "blocks acked before the signal" 20 "$(wc -l <"$acked")"
+  assert_ge "blocks acked before the signal" 20 "$(acked_count "$acked")"
 
   sent=$(date +%s.%N)
   kill -"$sig" "$pid"
@@ -131,7 +82,7 @@ sys.exit(0 if n == int(sys.argv[4]) else 1)' "$EXPOSED" "$T/slow.$r" $((slow_sec
   [[ -n $stopped_at ]] || { cat "$T/writer.$r.err" >&2; fail "the writer did not say why it stopped"; }
   python3 -c "import sys; sys.exit(0 if $stopped_at >= $sent else 1)" ||
     fail "the writer failed before the signal: $(cat "$T/writer.$r.err")"
-  log "writer: $(wc -l <"$acked") blocks acked; $(cat "$T/writer.$r.err")"
+  log "writer: $(acked_count "$acked") blocks acked; $(cat "$T/writer.$r.err")"
 
   # Left dead (the daemon could not detach it): unmount.
   if is_mounted "$MNT"; then
@@ -149,7 +100,7 @@ sys.exit(0 if n == int(sys.argv[4]) else 1)' "$EXPOSED" "$T/slow.$r" $((slow_sec
   must "$REMAPCTL" list "$MNT" --sectors "$base_sector+$REGION_SECTORS" --json
   assert_ge "sectors remapped under load" 64 "$(jqr '[.[] | select(.state == "remapped")] | length')"
   assert_eq "remapped outside the rules" 0 "$(jqr "[.[] | select(.sector < $((base_sector + 16)) or (.sector > $((base_sector + 79)) and .sector < $((base_sector + 200))) or .sector > $((base_sector + 711)))] | length")"
-  must python3 "$T/blocks.py" verify "$EXPOSED" $base $BLK $NB "$r" "$acked"
+  must blocks verify "$EXPOSED" --base $base --blk $BLK --nb $NB --gen "$r" --log "$acked" --sector $SS
   log "$(OUT)"
   assert_eq "the write in flight at SIG$sig is durable" "$(sha_of "$T/slow.$r")" "$(sha_range "$EXPOSED" $((slow_sector * SS)) $SS)"
   unmount_set "$MNT"
@@ -158,7 +109,8 @@ done
 # Both rounds again, from a last mount.
 mount_set "$MAIN" "$SPARE" "$DB" "$MNT"
 for (( r = 0; r < ${#ROUNDS[@]}; r++ )); do
-  must python3 "$T/blocks.py" verify "$EXPOSED" $((r * REGION_SECTORS * SS)) $BLK $NB "$r" "$T/acked.$r"
+  must blocks verify "$EXPOSED" --base $((r * REGION_SECTORS * SS)) --blk $BLK --nb $NB --gen "$r" \
+    --log "$T/acked.$r" --sector $SS
 done
 unmount_set "$MNT"
 must "$REMAPCTL" check "$DB"

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""A raw client of a remapfs daemon's control channel (used through lib.sh).
+
+control_client.py UUID call JSON
+    sends one request line and waits for the reply; prints "sending" just
+    before it sends, then one JSON line {"sent": T, "replied": T, "reply":
+    {...}} (times: time.time()); exit 0 when the reply says ok, 1 otherwise,
+    2 when the connection failed.
+control_client.py UUID silent
+    connects and never sends a request, like a stuck remapctl; prints
+    "connected" then, once the daemon closes the connection, "closed".
+control_client.py UUID noread JSON
+    sends the request and never reads the reply (a stopped client); prints
+    "sent" then, once the daemon closes the connection, "closed".
+"""
+import json
+import select
+import socket
+import sys
+import time
+
+
+def connect(uuid):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect("\0remapfs/" + uuid)
+    return s
+
+
+def wait_closed(s):
+    p = select.poll()
+    p.register(s, select.POLLRDHUP | select.POLLHUP)
+    while True:
+        for _, ev in p.poll():
+            if ev & (select.POLLRDHUP | select.POLLHUP):
+                print("closed", flush=True)
+                return
+
+
+def main():
+    uuid, mode = sys.argv[1], sys.argv[2]
+    try:
+        s = connect(uuid)
+    except OSError as e:
+        print(json.dumps({"error": str(e)}), flush=True)
+        sys.exit(2)
+    if mode == "call":
+        print("sending", flush=True)
+        sent = time.time()
+        s.sendall(sys.argv[3].encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+        replied = time.time()
+        reply = json.loads(data) if data.endswith(b"\n") else {"ok": False, "error": "connection closed"}
+        print(json.dumps({"sent": sent, "replied": replied, "reply": reply}), flush=True)
+        sys.exit(0 if reply.get("ok") else 1)
+    if mode == "silent":
+        print("connected", flush=True)
+        wait_closed(s)
+    elif mode == "noread":
+        s.sendall(sys.argv[3].encode() + b"\n")
+        print("sent", flush=True)
+        wait_closed(s)
+    else:
+        sys.exit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()
