@@ -181,7 +181,7 @@ class Startup {
 std::string g_fuse_text;
 bool g_fuse_to_log = false;
 
-void FuseLog(fuse_log_level level, const char* fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) void FuseLog(fuse_log_level level, const char* fmt, va_list ap) {
   char buf[1024];
   std::vsnprintf(buf, sizeof(buf), fmt, ap);
   g_fuse_text += buf;

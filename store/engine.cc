@@ -130,7 +130,18 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
   std::vector<FaultRule> rules;
   s = meta->LoadFaultRules(&rules);
   if (!s.ok()) return s;
-  for (const FaultRule& r : rules) engine->rules_->Add(r);
+  // A rule the DB holds but that could not have been added (a damaged or
+  // hand-edited DB) is dropped, from the DB too, rather than obeyed.
+  std::vector<uint64_t> invalid_rules;
+  for (const FaultRule& r : rules) {
+    s = r.Validate(r.device == Device::kMain ? info.main_size / info.sector_size : info.slot_count);
+    if (s.ok()) {
+      engine->rules_->Add(r);
+    } else {
+      spdlog::warn("DB {}: fault rule {} is invalid ({}); dropped", paths.db, r.id, s.message());
+      invalid_rules.push_back(r.id);
+    }
+  }
   std::vector<std::pair<std::string, uint64_t>> counters;
   s = meta->LoadCounters(&counters);
   if (!s.ok()) return s;
@@ -165,6 +176,7 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
               },
       },
       options.commit_interval);
+  for (uint64_t id : invalid_rules) engine->writer_->Enqueue(EraseFaultRule{id});
   spdlog::info("opened set {}: {} sectors of {} bytes, {} remapped, {} pending, {}/{} slots free", info.uuid,
                e->sector_count(), ss, e->table_.size() - e->pending_count_, e->pending_count_,
                e->alloc_.free_count(), info.slot_count);

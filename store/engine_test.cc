@@ -992,6 +992,34 @@ TEST(EnginePersistence, ClearedRulesStayCleared) {
   EXPECT_EQ(rules[0].sectors.first, 3u);
 }
 
+// A rule that could never have been added (a damaged or hand-edited DB) is
+// dropped at open, from the DB too, instead of being obeyed.
+TEST(EnginePersistence, InvalidRuleInTheDbIsDropped) {
+  MemSet set;
+  auto e = set.OpenOrDie(QuietOptions());
+  const uint64_t good = AddRule(e.get(), Rule(Device::kMain, 3, 1, FaultOp::kWrite));
+  e.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(set.paths.db.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "INSERT INTO fault_rules VALUES (90, 'main', 0, 0, 'write', 0, 1.0, 0, 0);"
+                         "INSERT INTO fault_rules VALUES (91, 'main', 0, 1, 'write', 0, 1.0, 0, 99999999);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  e = set.OpenOrDie(QuietOptions());
+  auto rules = e->ListFaultRules();
+  ASSERT_EQ(rules.size(), 1u);
+  EXPECT_EQ(rules[0].id, good);
+  ASSERT_TRUE(e->Close().ok());
+  std::unique_ptr<MetaStore> meta;
+  ASSERT_TRUE(MetaStore::Open(set.paths.db, /*read_only=*/true, &meta).ok());
+  rules.clear();
+  ASSERT_TRUE(meta->LoadFaultRules(&rules).ok());
+  ASSERT_EQ(rules.size(), 1u);
+  EXPECT_EQ(rules[0].id, good);
+}
+
 TEST(EnginePersistence, FlushMakesTheTableDurableWhileOpen) {
   MemSet set;
   auto e = set.OpenOrDie(QuietOptions());

@@ -70,6 +70,9 @@ Status FaultRule::Validate(uint64_t sectors_on_device) const {
   if (!(probability > 0.0 && probability <= 1.0)) {
     return Status::InvalidArgument("probability must be in (0, 1]");
   }
+  if (delay_ms > kMaxDelayMs) {
+    return Status::InvalidArgument("delay must be at most " + std::to_string(kMaxDelayMs) + " ms");
+  }
   return Status::OK();
 }
 

@@ -49,8 +49,10 @@ struct FaultRule {
   double probability = 1.0;
   uint64_t seed = 0;
   // 0: a hit fails the request with EIO. > 0: a hit delays the request by
-  // this many milliseconds and lets it succeed (a slow sector).
+  // this many milliseconds and lets it succeed (a slow sector). Bounded, so
+  // that a request in flight cannot hold up the ordered shutdown for long.
   uint32_t delay_ms = 0;
+  static constexpr uint32_t kMaxDelayMs = 60000;
 
   // Checks the fields; returns a one-line reason for the first bad one.
   Status Validate(uint64_t sectors_on_device) const;

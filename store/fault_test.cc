@@ -93,6 +93,10 @@ TEST(FaultRule, Validate) {
   FaultRule r = Rule(Device::kMain, 0, 1, FaultOp::kRead);
   r.probability = 1e-9;
   EXPECT_TRUE(r.Validate(10).ok());
+  r.delay_ms = FaultRule::kMaxDelayMs;
+  EXPECT_TRUE(r.Validate(10).ok());
+  r.delay_ms = FaultRule::kMaxDelayMs + 1;  // a delay could hold up the shutdown
+  EXPECT_EQ(r.Validate(10).code(), Status::Code::kInvalidArgument);
 }
 
 TEST(FaultRule, ToString) {
