@@ -34,20 +34,6 @@ EngineOptions FlushOnly() {
   return o;
 }
 
-Status AddWriteFault(Engine* e, Device device, uint64_t first, uint64_t count = 1) {
-  FaultRule r, added;
-  r.device = device;
-  r.sectors = {first, count};
-  r.op = FaultOp::kWrite;
-  return e->AddFaultRule(r, &added);
-}
-
-std::string ReadSector(Engine* e, uint64_t sector) {
-  std::string out(e->sector_size(), '\0');
-  Status s = e->Read(sector * e->sector_size(), out.size(), out.data());
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  return out;
-}
 
 // A small set (two slots) whose engine can be crashed and reopened.
 struct Focused {
@@ -87,14 +73,14 @@ TEST(EngineCrash, UnflushedRemapIsForgotten) {
     const std::string v1 = test::Pattern(4096, 1), v2 = test::Pattern(4096, 2);
     auto e = f.set.OpenOrDie(FlushOnly());
     ASSERT_TRUE(e->Write(5 * 4096, 4096, v1.data()).ok());
-    ASSERT_TRUE(AddWriteFault(e.get(), Device::kMain, 5).ok());
+    ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 5).ok());
     ASSERT_TRUE(e->Flush().ok());
     ASSERT_TRUE(e->Write(5 * 4096, 4096, v2.data()).ok());
     ASSERT_EQ(e->List(0, 64), (std::vector<Mapping>{{5, 0}}));
-    ASSERT_TRUE(ReadSector(e.get(), 5) == v2);
+    ASSERT_TRUE(test::ReadSector(e.get(), 5) == v2);
     ASSERT_NO_FATAL_FAILURE(f.Crash(e));
     EXPECT_TRUE(e->List(0, 64).empty()) << "a mapping was committed without a flush";
-    EXPECT_TRUE(ReadSector(e.get(), 5) == v1) << "sector 5 lost its flushed content";
+    EXPECT_TRUE(test::ReadSector(e.get(), 5) == v1) << "sector 5 lost its flushed content";
     EXPECT_EQ(e->ListFaultRules().size(), 1u) << "the flushed fault rule is lost";
   });
 }
@@ -106,13 +92,13 @@ TEST(EngineCrash, FlushedRemapSurvives) {
     const std::string v1 = test::Pattern(4096, 1), v2 = test::Pattern(4096, 2), v3 = test::Pattern(4096, 3);
     auto e = f.set.OpenOrDie(FlushOnly());
     ASSERT_TRUE(e->Write(5 * 4096, 4096, v1.data()).ok());
-    ASSERT_TRUE(AddWriteFault(e.get(), Device::kMain, 5).ok());
+    ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 5).ok());
     ASSERT_TRUE(e->Write(5 * 4096, 4096, v2.data()).ok());
     ASSERT_TRUE(e->Flush().ok());
     ASSERT_TRUE(e->Write(5 * 4096, 4096, v3.data()).ok());
     ASSERT_NO_FATAL_FAILURE(f.Crash(e));
     EXPECT_EQ(e->List(0, 64), (std::vector<Mapping>{{5, 0}}));
-    const std::string got = ReadSector(e.get(), 5);
+    const std::string got = test::ReadSector(e.get(), 5);
     for (uint64_t b = 0; b < 4096 / kBlock; ++b) {
       const std::string_view block(got.data() + b * kBlock, kBlock);
       EXPECT_TRUE(block == std::string_view(v2).substr(b * kBlock, kBlock) ||
@@ -129,23 +115,23 @@ TEST(EngineCrash, FreedSlotIsNotReusedBeforeTheUnremapIsDurable) {
   DropAndTear([](Focused& f) {
     const std::string v5 = test::Pattern(4096, 5), v9 = test::Pattern(4096, 9), v10 = test::Pattern(4096, 10);
     auto e = f.set.OpenOrDie(FlushOnly());
-    ASSERT_TRUE(AddWriteFault(e.get(), Device::kMain, 5).ok());
+    ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 5).ok());
     ASSERT_TRUE(e->Write(5 * 4096, 4096, v5.data()).ok());
     ASSERT_TRUE(e->Flush().ok());
     ASSERT_TRUE(e->RemoveFaultRule(e->ListFaultRules().at(0).id).ok());
     ASSERT_TRUE(e->Unremap(5).ok());
     EXPECT_EQ(e->GetHealth().slots_quarantined, 1u);
     // Slot 0 waits for a commit; slot 1 is the only free one.
-    ASSERT_TRUE(AddWriteFault(e.get(), Device::kMain, 9, 2).ok());
+    ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 9, 2).ok());
     ASSERT_TRUE(e->Write(9 * 4096, 4096, v9.data()).ok());
     EXPECT_EQ(e->List(0, 64), (std::vector<Mapping>{{9, 1}}));
     Status s = e->Write(10 * 4096, 4096, v10.data());
     EXPECT_EQ(s.ToErrno(), EIO) << "slot 0 was reused before its unremap was durable: " << s.ToString();
     ASSERT_NO_FATAL_FAILURE(f.Crash(e));
     EXPECT_EQ(e->List(0, 64), (std::vector<Mapping>{{5, 0}}));
-    EXPECT_TRUE(ReadSector(e.get(), 5) == v5) << "slot 0 no longer holds sector 5";
-    EXPECT_TRUE(ReadSector(e.get(), 9) == std::string(4096, '\0')) << "sector 9 kept an unflushed write";
-    EXPECT_TRUE(ReadSector(e.get(), 10) == std::string(4096, '\0')) << "sector 10 kept a failed write";
+    EXPECT_TRUE(test::ReadSector(e.get(), 5) == v5) << "slot 0 no longer holds sector 5";
+    EXPECT_TRUE(test::ReadSector(e.get(), 9) == std::string(4096, '\0')) << "sector 9 kept an unflushed write";
+    EXPECT_TRUE(test::ReadSector(e.get(), 10) == std::string(4096, '\0')) << "sector 10 kept a failed write";
   });
 }
 
@@ -155,7 +141,7 @@ TEST(EngineCrash, FlushedUnremapSurvives) {
   DropAndTear([](Focused& f) {
     const std::string v5 = test::Pattern(4096, 5);
     auto e = f.set.OpenOrDie(FlushOnly());
-    ASSERT_TRUE(AddWriteFault(e.get(), Device::kMain, 5).ok());
+    ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 5).ok());
     ASSERT_TRUE(e->Write(5 * 4096, 4096, v5.data()).ok());
     ASSERT_TRUE(e->Flush().ok());
     ASSERT_TRUE(e->RemoveFaultRule(e->ListFaultRules().at(0).id).ok());
@@ -165,7 +151,7 @@ TEST(EngineCrash, FlushedUnremapSurvives) {
     EXPECT_EQ(e->GetHealth().slots_free, 2u);
     ASSERT_NO_FATAL_FAILURE(f.Crash(e));
     EXPECT_TRUE(e->List(0, 64).empty());
-    EXPECT_TRUE(ReadSector(e.get(), 5) == v5) << "the copy back to MAIN was not durable";
+    EXPECT_TRUE(test::ReadSector(e.get(), 5) == v5) << "the copy back to MAIN was not durable";
   });
 }
 

@@ -84,21 +84,6 @@ EngineOptions VfsOptions(std::chrono::milliseconds interval = 1h) {
   return o;
 }
 
-Status AddWriteFault(Engine* e, uint64_t first, uint64_t count = 1) {
-  FaultRule r, added;
-  r.device = Device::kMain;
-  r.sectors = {first, count};
-  r.op = FaultOp::kWrite;
-  return e->AddFaultRule(r, &added);
-}
-
-std::string ReadSector(Engine* e, uint64_t sector) {
-  std::string out(e->sector_size(), '\0');
-  Status s = e->Read(sector * e->sector_size(), out.size(), out.data());
-  EXPECT_TRUE(s.ok()) << "sector " << sector << ": " << s.ToString();
-  return out;
-}
-
 Status WriteSector(Engine* e, uint64_t sector, const std::string& data) {
   return e->Write(sector * e->sector_size(), data.size(), data.data());
 }
@@ -163,7 +148,7 @@ TEST_F(StoreFailure, FlushFailsWithEIOThenTheRetriedCommitMakesItAllDurable) {
     auto e = set.OpenOrDie(VfsOptions());
     ASSERT_TRUE(WriteSector(e.get(), 3, v1_).ok());
     ASSERT_TRUE(e->Flush().ok());
-    ASSERT_TRUE(AddWriteFault(e.get(), 5).ok());
+    ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 5).ok());
     ASSERT_TRUE(WriteSector(e.get(), 5, v2_).ok());  // remapped, queued
     const uint64_t id =
         FaultVfs::Inject({.path_prefix = set.paths.db, .file = VfsFile::kWal, .op = cf.op, .rc = cf.rc, .count = 1});
@@ -175,8 +160,8 @@ TEST_F(StoreFailure, FlushFailsWithEIOThenTheRetriedCommitMakesItAllDurable) {
     EXPECT_NE(h.store_error, "");
     EXPECT_EQ(h.State(), "store-failing");
     // Reads keep working.
-    EXPECT_TRUE(ReadSector(e.get(), 3) == v1_);
-    EXPECT_TRUE(ReadSector(e.get(), 5) == v2_);
+    EXPECT_TRUE(test::ReadSector(e.get(), 3) == v1_);
+    EXPECT_TRUE(test::ReadSector(e.get(), 5) == v2_);
     // The fault is spent: the next flush retries the kept batch.
     s = e->Flush();
     ASSERT_TRUE(s.ok()) << s.ToString();
@@ -189,15 +174,15 @@ TEST_F(StoreFailure, FlushFailsWithEIOThenTheRetriedCommitMakesItAllDurable) {
     e = set.OpenOrDie(VfsOptions());
     EXPECT_EQ(e->List(0, 64).size(), 1u);
     EXPECT_EQ(e->ListFaultRules().size(), 1u);
-    EXPECT_TRUE(ReadSector(e.get(), 3) == v1_);
-    EXPECT_TRUE(ReadSector(e.get(), 5) == v2_);
+    EXPECT_TRUE(test::ReadSector(e.get(), 3) == v1_);
+    EXPECT_TRUE(test::ReadSector(e.get(), 5) == v2_);
     ASSERT_TRUE(e->Close().ok());
   }
 }
 
 TEST_F(StoreFailure, NewRemapsAreRefusedWhileCommitsFailOtherWritesAndReadsWork) {
   auto e = Open();
-  ASSERT_TRUE(AddWriteFault(e.get(), 5, 2).ok());
+  ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 5, 2).ok());
   ASSERT_TRUE(e->Remap(20).ok());
   ASSERT_TRUE(e->Flush().ok());
   const uint64_t id = Fail(VfsFile::kWal, VfsOp::kWrite, SQLITE_FULL, VfsFault::kForever);
@@ -217,10 +202,10 @@ TEST_F(StoreFailure, NewRemapsAreRefusedWhileCommitsFailOtherWritesAndReadsWork)
   EXPECT_TRUE(WriteSector(e.get(), 3, v3_).ok());
   EXPECT_TRUE(WriteSector(e.get(), 20, v3_).ok());
   EXPECT_TRUE(WriteSector(e.get(), 5, v2_).ok());
-  EXPECT_TRUE(ReadSector(e.get(), 3) == v3_);
-  EXPECT_TRUE(ReadSector(e.get(), 5) == v2_);
-  EXPECT_TRUE(ReadSector(e.get(), 20) == v3_);
-  EXPECT_TRUE(ReadSector(e.get(), 6) == std::string(4096, '\0')) << "a refused write changed the sector";
+  EXPECT_TRUE(test::ReadSector(e.get(), 3) == v3_);
+  EXPECT_TRUE(test::ReadSector(e.get(), 5) == v2_);
+  EXPECT_TRUE(test::ReadSector(e.get(), 20) == v3_);
+  EXPECT_TRUE(test::ReadSector(e.get(), 6) == std::string(4096, '\0')) << "a refused write changed the sector";
   EXPECT_EQ(e->List(0, 64).size(), 2u);
   EXPECT_EQ(e->Flush().ToErrno(), EIO) << "still failing";
 
@@ -234,15 +219,15 @@ TEST_F(StoreFailure, NewRemapsAreRefusedWhileCommitsFailOtherWritesAndReadsWork)
   e = Open();
   EXPECT_TRUE(e->GetHealth().was_clean);
   EXPECT_EQ(e->List(0, 64).size(), 3u);
-  for (uint64_t sector : {5, 6}) EXPECT_TRUE(ReadSector(e.get(), sector) == v2_) << sector;
-  for (uint64_t sector : {3, 20}) EXPECT_TRUE(ReadSector(e.get(), sector) == v3_) << sector;
+  for (uint64_t sector : {5, 6}) EXPECT_TRUE(test::ReadSector(e.get(), sector) == v2_) << sector;
+  for (uint64_t sector : {3, 20}) EXPECT_TRUE(test::ReadSector(e.get(), sector) == v3_) << sector;
 }
 
 TEST_F(StoreFailure, TheWriterRetriesEachCycleAndLogsOncePerChangeOfState) {
   LogCapture log;
   auto e = Open(/*interval=*/2ms);
   const uint64_t id = Fail(VfsFile::kWal, VfsOp::kWrite, SQLITE_IOERR_WRITE, VfsFault::kForever);
-  ASSERT_TRUE(AddWriteFault(e.get(), 7).ok());  // a change to commit
+  ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 7).ok());  // a change to commit
   ASSERT_TRUE(Eventually([&] { return e->GetHealth().store_error != ""; }));
   // Retried every cycle, with no flush asking.
   ASSERT_TRUE(Eventually([&] { return FaultVfs::Fired(id) >= 5; }));
@@ -259,7 +244,7 @@ TEST_F(StoreFailure, TheWriterRetriesEachCycleAndLogsOncePerChangeOfState) {
   ASSERT_TRUE(e->Close().ok());
   e = Open();
   EXPECT_EQ(e->ListFaultRules().size(), 1u);
-  EXPECT_TRUE(ReadSector(e.get(), 7) == v1_);
+  EXPECT_TRUE(test::ReadSector(e.get(), 7) == v1_);
 }
 
 // The stopping cycle's commit fails, but the DB still takes the small
@@ -268,11 +253,11 @@ TEST_F(StoreFailure, TheWriterRetriesEachCycleAndLogsOncePerChangeOfState) {
 TEST_F(StoreFailure, StoppingCommitFailureMakesCloseFailAndTheNextOpenReportsIt) {
   auto e = Open();
   ASSERT_TRUE(WriteSector(e.get(), 3, v1_).ok());
-  ASSERT_TRUE(AddWriteFault(e.get(), 4).ok());
+  ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 4).ok());
   ASSERT_TRUE(WriteSector(e.get(), 4, v2_).ok());
   ASSERT_TRUE(e->Flush().ok());
   ASSERT_TRUE(WriteSector(e.get(), 3, v3_).ok());
-  ASSERT_TRUE(AddWriteFault(e.get(), 9).ok());  // a change for the stopping cycle
+  ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 9).ok());  // a change for the stopping cycle
   const uint64_t id = Fail(VfsFile::kWal, VfsOp::kWrite, SQLITE_FULL, /*count=*/1);
   Status s = e->Close();
   EXPECT_EQ(FaultVfs::Fired(id), 1u);
@@ -293,8 +278,8 @@ TEST_F(StoreFailure, StoppingCommitFailureMakesCloseFailAndTheNextOpenReportsIt)
   EXPECT_FALSE(h.was_clean);
   EXPECT_EQ(h.previous_store_error, info.last_error);
   EXPECT_EQ(h.store_error, "") << "the store works in this run";
-  EXPECT_TRUE(ReadSector(e.get(), 4) == v2_) << "flushed data was lost";
-  EXPECT_TRUE(ReadSector(e.get(), 3) == v3_) << "Close synced MAIN before the commit failed";
+  EXPECT_TRUE(test::ReadSector(e.get(), 4) == v2_) << "flushed data was lost";
+  EXPECT_TRUE(test::ReadSector(e.get(), 3) == v3_) << "Close synced MAIN before the commit failed";
   ASSERT_TRUE(e->Close().ok());
   info = ReadInfo(set_.paths.db);
   EXPECT_TRUE(info.clean);
@@ -305,7 +290,7 @@ TEST_F(StoreFailure, StoppingCommitFailureMakesCloseFailAndTheNextOpenReportsIt)
 // unclean (last_error cannot be written); the next open checks it.
 TEST_F(StoreFailure, CloseWithTheDbUnwritableLeavesTheSetUnclean) {
   auto e = Open();
-  ASSERT_TRUE(AddWriteFault(e.get(), 4).ok());
+  ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 4).ok());
   ASSERT_TRUE(WriteSector(e.get(), 4, v2_).ok());
   ASSERT_TRUE(e->Flush().ok());
   ASSERT_TRUE(e->Remap(8).ok());
@@ -320,14 +305,14 @@ TEST_F(StoreFailure, CloseWithTheDbUnwritableLeavesTheSetUnclean) {
   ASSERT_NO_FATAL_FAILURE(ExpectCheckClean(set_));
   e = Open();
   EXPECT_FALSE(e->GetHealth().was_clean);
-  EXPECT_TRUE(ReadSector(e.get(), 4) == v2_);
+  EXPECT_TRUE(test::ReadSector(e.get(), 4) == v2_);
   ASSERT_TRUE(e->Close().ok());
 }
 
 // The commits work but the final checkpoint cannot write the DB file.
 TEST_F(StoreFailure, CheckpointFailureAtCloseLeavesTheSetUnclean) {
   auto e = Open();
-  ASSERT_TRUE(AddWriteFault(e.get(), 4).ok());
+  ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 4).ok());
   ASSERT_TRUE(WriteSector(e.get(), 4, v2_).ok());
   ASSERT_TRUE(e->Flush().ok());
   const uint64_t id = Fail(VfsFile::kDb, VfsOp::kWrite, SQLITE_FULL, /*count=*/1);
@@ -341,7 +326,7 @@ TEST_F(StoreFailure, CheckpointFailureAtCloseLeavesTheSetUnclean) {
   e = Open();
   EXPECT_FALSE(e->GetHealth().was_clean);
   EXPECT_NE(e->GetHealth().previous_store_error, "");
-  EXPECT_TRUE(ReadSector(e.get(), 4) == v2_);
+  EXPECT_TRUE(test::ReadSector(e.get(), 4) == v2_);
   ASSERT_TRUE(e->Close().ok());
   ASSERT_NO_FATAL_FAILURE(ExpectCheckClean(set_));
 }
@@ -349,7 +334,7 @@ TEST_F(StoreFailure, CheckpointFailureAtCloseLeavesTheSetUnclean) {
 TEST_F(StoreFailure, OpenThatCannotWriteTheDbFailsCleanly) {
   {
     auto e = Open();
-    ASSERT_TRUE(AddWriteFault(e.get(), 4).ok());
+    ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 4).ok());
     ASSERT_TRUE(WriteSector(e.get(), 4, v2_).ok());
     ASSERT_TRUE(e->Close().ok());
   }
@@ -367,7 +352,7 @@ TEST_F(StoreFailure, OpenThatCannotWriteTheDbFailsCleanly) {
     // Nothing was left locked or half-open, and the set is as it was.
     e = Open();
     EXPECT_TRUE(e->GetHealth().was_clean);
-    EXPECT_TRUE(ReadSector(e.get(), 4) == v2_);
+    EXPECT_TRUE(test::ReadSector(e.get(), 4) == v2_);
     ASSERT_TRUE(e->Close().ok());
   }
 }
@@ -378,7 +363,7 @@ TEST_F(StoreFailure, OpenThatCannotWriteTheDbFailsCleanly) {
 // and a later open works.
 TEST_F(StoreFailure, RecoveryThatCannotReadTheDbFailsTheOpenWithAnIOError) {
   auto e = Open();
-  ASSERT_TRUE(AddWriteFault(e.get(), 4).ok());
+  ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 4).ok());
   ASSERT_TRUE(WriteSector(e.get(), 4, v2_).ok());
   ASSERT_TRUE(e->Flush().ok());
   CrashAndPowerCut(&e, &set_.env, set_.paths.db, /*seed=*/3, /*tear=*/true);
@@ -399,7 +384,7 @@ TEST_F(StoreFailure, RecoveryThatCannotReadTheDbFailsTheOpenWithAnIOError) {
   }
   e = Open();
   EXPECT_FALSE(e->GetHealth().was_clean);
-  EXPECT_TRUE(ReadSector(e.get(), 4) == v2_);
+  EXPECT_TRUE(test::ReadSector(e.get(), 4) == v2_);
   ASSERT_TRUE(e->Close().ok());
 }
 

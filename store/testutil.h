@@ -69,6 +69,23 @@ class QuietLogs {
   spdlog::level::level_enum old_;
 };
 
+// Makes writes to sectors [first, first + count) of `device` fail, always.
+inline Status AddWriteFault(Engine* e, Device device, uint64_t first, uint64_t count = 1) {
+  FaultRule r, added;
+  r.device = device;
+  r.sectors = {first, count};
+  r.op = FaultOp::kWrite;
+  return e->AddFaultRule(r, &added);
+}
+
+// One sector's bytes; a failed read is a test failure (and reads as zeros).
+inline std::string ReadSector(Engine* e, uint64_t sector) {
+  std::string out(e->sector_size(), '\0');
+  Status s = e->Read(sector * e->sector_size(), out.size(), out.data());
+  EXPECT_TRUE(s.ok()) << "sector " << sector << ": " << s.ToString();
+  return out;
+}
+
 // A set in a MemEnv (MAIN, SPARE) with its DB in a temp dir.
 struct MemSet {
   explicit MemSet(uint64_t main_size = 1 << 20, uint32_t slots = 64, uint32_t sector_size = 512) {
