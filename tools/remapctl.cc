@@ -241,7 +241,8 @@ int Run(int argc, char** argv) {
   fault_add->add_option("--times", times, "hit only the first N matching requests (default: all)");
   fault_add->add_option("--probability", probability, "hit a matching request with this chance (0-1]");
   fault_add->add_option("--seed", seed, "seed for --probability (reproducible)");
-  fault_add->add_option("--delay-ms", delay_ms, "delay hit requests by this many ms instead of failing them");
+  fault_add->add_option("--delay-ms", delay_ms,
+                        "delay hit requests by this many ms (at most 60000) instead of failing them");
   auto* fault_list = fault->add_subcommand("list", "the rules");
   add_target(fault_list);
   add_json(fault_list);
