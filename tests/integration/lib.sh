@@ -180,6 +180,21 @@ start_bg() {
   BG_PIDS+=("$BG_PID")
 }
 
+# start_holder FILE DATA OFFSET OUT: in the background, writes DATA into
+# FILE at OFFSET (no fsync) and keeps FILE open, so that a close (and its
+# flush) happens only when the holder is killed; prints "written" into OUT
+# once the writes are done. Sets BG_PID.
+start_holder() {
+  start_bg python3 -c 'import os, signal, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+data = open(sys.argv[2], "rb").read()
+for i in range(0, len(data), 1 << 20):
+    os.pwrite(fd, data[i:i + (1 << 20)], int(sys.argv[3]) + i)
+print("written", flush=True)
+while True:
+    signal.pause()' "$1" "$2" "$3" >"$4"
+}
+
 # --- running commands ----------------------------------------------------
 
 # run CMD...: runs it with stdout in $T/out and stderr in $T/err; RC is its

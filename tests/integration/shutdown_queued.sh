@@ -41,14 +41,7 @@ for (( r = 0; r < ${#ROUNDS[@]}; r++ )); do
       must dd if="$T/data.$r" of="$loop" bs=1M seek=$((off / 1048576)) oflag=direct status=none
       ;;
     INT)
-      start_bg python3 -c 'import os, signal, sys
-fd = os.open(sys.argv[1], os.O_WRONLY)
-data = open(sys.argv[2], "rb").read()
-for i in range(0, len(data), 1 << 20):
-    os.pwrite(fd, data[i:i + (1 << 20)], int(sys.argv[3]) + i)
-print("written", flush=True)
-while True:
-    signal.pause()' "$EXPOSED" "$T/data.$r" $off >"$T/holder.$r"
+      start_holder "$EXPOSED" "$T/data.$r" $off "$T/holder.$r"
       holder=$BG_PID
       for i in $(seq 200); do grep -q written "$T/holder.$r" && break; sleep 0.05; done
       grep -q written "$T/holder.$r" || fail "the writer holding the file did not finish its writes"
