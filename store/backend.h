@@ -3,8 +3,11 @@
 // a fault-injecting wrapper.
 //
 // Thread-safety: ReadAt/WriteAt/Sync may be called from many threads at once.
-// Callers that write overlapping bytes concurrently get one of the writes;
-// the engine never does that (see RegionLocks in engine.h).
+// Concurrent writes of disjoint bytes never undo each other, whatever the
+// alignment (a backend that must read-modify-write a device block serializes
+// that per block). Callers that write overlapping bytes concurrently get one
+// of the writes; the engine never does that (see the region locks in
+// engine.h).
 #pragma once
 
 #include <cstddef>

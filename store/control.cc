@@ -222,6 +222,7 @@ json HealthToJson(const Health& h) {
               {"table_bytes", h.table_bytes},
               {"was_clean", h.was_clean},
               {"store_error", h.store_error},
+              {"sync_error", h.sync_error},
               {"previous_store_error", h.previous_store_error},
               {"counters", counters}};
 }

@@ -335,7 +335,7 @@ Status Engine::Read(uint64_t offset, size_t n, char* out) {
         s = main_->ReadAt(b, e - b, dst);
         if (!s.ok()) {
           counters_.Add(Counter::kMainReadErrors);
-          s = ReadMainSlow(b, e, dst);
+          if (s.IsMediaError()) s = ReadMainSlow(b, e, dst);
         }
         break;
     }
@@ -347,8 +347,10 @@ Status Engine::Read(uint64_t offset, size_t n, char* out) {
   return s;
 }
 
-// A read of MAIN failed: read sector by sector with retries so that only the
-// sectors that really fail become pending. REQUIRES: region lock held.
+// A read of MAIN failed with a media error: read sector by sector with
+// retries so that only the sectors that really fail become pending. An error
+// that is not the medium's ends it at once and changes nothing.
+// REQUIRES: region lock held.
 Status Engine::ReadMainSlow(uint64_t begin, uint64_t end, char* out) {
   const uint64_t ss = sector_size();
   Status first_error;
@@ -357,8 +359,9 @@ Status Engine::ReadMainSlow(uint64_t begin, uint64_t end, char* out) {
     Status s;
     for (int attempt = 0; attempt < std::max(1, options_.read_attempts); ++attempt) {
       s = main_->ReadAt(b, e - b, out + (b - begin));
-      if (s.ok()) break;
+      if (s.ok() || !s.IsMediaError()) break;
     }
+    if (!s.ok() && !s.IsMediaError()) return s;
     if (!s.ok()) {
       MarkPendingLocked(sector, "read failed");
       if (first_error.ok()) {
@@ -387,7 +390,7 @@ Status Engine::Write(uint64_t offset, size_t n, const char* data) {
         s = main_->WriteAt(b, e - b, src);
         if (!s.ok()) {
           counters_.Add(Counter::kMainWriteErrors);
-          s = WriteMainSlow(b, e, src);
+          if (s.IsMediaError()) s = WriteMainSlow(b, e, src);
         }
         break;
       case Run::kSlot:
@@ -409,14 +412,14 @@ Status Engine::Write(uint64_t offset, size_t n, const char* data) {
   return s;
 }
 
-// A write to MAIN failed: write sector by sector and remap those that fail.
-// REQUIRES: region lock held exclusively.
+// A write to MAIN failed with a media error: write sector by sector and
+// remap those that fail so. REQUIRES: region lock held exclusively.
 Status Engine::WriteMainSlow(uint64_t begin, uint64_t end, const char* data) {
   const uint64_t ss = sector_size();
   for (uint64_t sector = begin / ss; sector * ss < end; ++sector) {
     const uint64_t b = std::max(begin, sector * ss), e = std::min(end, (sector + 1) * ss);
     Status s = main_->WriteAt(b, e - b, data + (b - begin));
-    if (!s.ok()) {
+    if (s.IsMediaError()) {
       s = RemapSector(sector, static_cast<uint32_t>(b - sector * ss), e - b, data + (b - begin), "write failed");
     }
     if (!s.ok()) return s;
@@ -426,13 +429,13 @@ Status Engine::WriteMainSlow(uint64_t begin, uint64_t end, const char* data) {
 
 // Writes into the slots of a run. Whole sectors go in one request when the
 // range is sector-aligned; partial sectors are a read-modify-write of their
-// slot. A slot whose write fails is marked bad and the sector moves to a new
-// slot. REQUIRES: region lock held exclusively.
+// slot. A slot whose write fails with a media error is marked bad and the
+// sector moves to a new slot. REQUIRES: region lock held exclusively.
 Status Engine::WriteSlotRun(const Run& run, uint64_t begin, uint64_t end, const char* data) {
   const uint64_t ss = sector_size();
   if (begin % ss == 0 && end % ss == 0) {
     Status s = spare_->WriteAt(SlotOffset(run.slot, sector_size()) + (begin - run.first * ss), end - begin, data);
-    if (s.ok()) return s;
+    if (s.ok() || !s.IsMediaError()) return s;
   }
   std::string merged;
   for (uint64_t sector = begin / ss; sector * ss < end; ++sector) {
@@ -445,14 +448,14 @@ Status Engine::WriteSlotRun(const Run& run, uint64_t begin, uint64_t end, const 
       if (!s.ok()) {
         counters_.Add(Counter::kSpareReadErrors);
         return Status::IOError("partial write to sector " + std::to_string(sector) + " needs slot " +
-                                   std::to_string(slot) + ", which is unreadable: " + s.message(),
-                               EIO);
+                                   std::to_string(slot) + ", which cannot be read: " + s.message(),
+                               s.ToErrno());
       }
       std::memcpy(merged.data() + (b - sector * ss), data + (b - begin), e - b);
       full = merged.data();
     }
     Status s = spare_->WriteAt(SlotOffset(slot, sector_size()), ss, full);
-    if (!s.ok()) {
+    if (!s.ok() && s.IsMediaError()) {
       counters_.Add(Counter::kSpareWriteErrors);
       // Move the sector first, then retire its old slot: no table, in
       // memory or in the DB (even between two commits), maps a sector to a
@@ -480,6 +483,7 @@ Status Engine::RemapSector(uint64_t sector, uint32_t in_off, size_t len, const c
   Status s = current ? Status::IOError("sector " + std::to_string(sector) + " is pending", EIO)
                      : main_->ReadAt(sector * ss, ss, full.data());
   if (!s.ok()) {
+    if (!s.IsMediaError()) return s;
     if (!current) MarkPendingLocked(sector, "read for a partial write failed");
     return Status::IOError("partial write to sector " + std::to_string(sector) +
                                " cannot be remapped: the rest of the sector is unreadable (" + s.message() + ")",
@@ -518,6 +522,13 @@ Status Engine::PlaceInNewSlot(uint64_t sector, const char* full, const char* why
                              EIO);
     }
     Status s = spare_->WriteAt(SlotOffset(*slot, sector_size()), sector_size(), full);
+    if (!s.ok() && !s.IsMediaError()) {
+      // Not the slot's fault (host filesystem full, no memory...): the slot
+      // is as good as before, and nothing refers to it yet.
+      std::unique_lock lock(table_mu_);
+      alloc_.Unallocate(*slot);
+      return s;
+    }
     if (!s.ok()) {
       counters_.Add(Counter::kSpareWriteErrors);
       MarkSlotBad(*slot, sector);
@@ -587,7 +598,7 @@ Status Engine::Remap(uint64_t sector) {
   s = main_->ReadAt(sector * ss, ss, data.data());
   if (!s.ok()) {
     counters_.Add(Counter::kMainReadErrors);
-    s = ReadMainSlow(sector * ss, (sector + 1) * ss, data.data());
+    if (s.IsMediaError()) s = ReadMainSlow(sector * ss, (sector + 1) * ss, data.data());
     if (!s.ok()) return s;
   }
   return PlaceInNewSlot(sector, data.data(), "manual remap");
@@ -619,7 +630,7 @@ Status Engine::Unremap(uint64_t sector) {
     if (!s.ok()) {
       return Status::IOError("MAIN still fails at sector " + std::to_string(sector) + " (" + s.message() +
                                  "); the remap is kept",
-                             EIO);
+                             s.ToErrno());
     }
   }
   {
@@ -698,8 +709,8 @@ Health Engine::GetHealth() const {
   }
   h.was_clean = was_clean_;
   h.previous_store_error = info_.last_error;
-  Status s = writer_->error();
-  if (!s.ok()) h.store_error = s.ToString();
+  if (Status s = writer_->commit_error(); !s.ok()) h.store_error = s.ToString();
+  if (Status s = writer_->sync_error(); !s.ok()) h.sync_error = s.ToString();
   return h;
 }
 

@@ -34,6 +34,7 @@ std::vector<std::pair<std::string, uint64_t>> Counters::Snapshot() const {
 }
 
 std::string Health::State() const {
+  if (!sync_error.empty()) return "sync-failed";
   if (!store_error.empty()) return "store-failing";
   if (slots_free == 0 && slots_quarantined == 0) return "spare-exhausted";
   if (uint64_t{slots_free} * 10 < slots_total) return "spare-low";

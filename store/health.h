@@ -59,10 +59,14 @@ struct Health {
   size_t table_bytes = 0;
   bool was_clean = true;            // the last stop was orderly
   std::string store_error;          // the last failed commit, if any
+  // The failed data sync of MAIN or SPARE that stopped every flush and commit
+  // of this run (MetaWriter::sync_error), if any.
+  std::string sync_error;
   // The commit failure the previous run recorded when it could not stop in
   // order (set_info.last_error): the open checked the set; shown for this run.
   std::string previous_store_error;
-  // The worst that applies: "store-failing" (the last commit failed),
+  // The worst that applies: "sync-failed" (a data sync failed: data may be
+  // lost, restart the set), "store-failing" (the last commit failed),
   // "spare-exhausted", "spare-low" (< 10% of the slots free), "degraded"
   // (MAIN has remapped or pending sectors, or SPARE has bad slots), "ok".
   std::string State() const;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <random>
 #include <set>
+#include <utility>
 
 namespace remapfs {
 
@@ -17,6 +18,7 @@ struct MemEnv::File {
   std::string durable;          // what survives a power cut
   std::set<uint64_t> dirty;     // blocks written since the last Sync
   bool locked = false;
+  int read_errno = 0, write_errno = 0, sync_errno = 0;  // MemEnv::InjectError
 };
 
 namespace {
@@ -34,6 +36,7 @@ class MemBackend final : public Backend {
 
   Status ReadAt(uint64_t offset, size_t n, char* out) override {
     std::lock_guard lock(file_->mu);
+    if (file_->read_errno != 0) return Status::FromErrno("read " + path_, file_->read_errno);
     if (offset + n > file_->current.size()) return Status::IOError("read beyond the end of " + path_, EIO);
     std::memcpy(out, file_->current.data() + offset, n);
     return Status::OK();
@@ -41,6 +44,7 @@ class MemBackend final : public Backend {
 
   Status WriteAt(uint64_t offset, size_t n, const char* data) override {
     std::lock_guard lock(file_->mu);
+    if (file_->write_errno != 0) return Status::FromErrno("write " + path_, file_->write_errno);
     if (offset + n > file_->current.size()) return Status::IOError("write beyond the end of " + path_, EIO);
     std::memcpy(file_->current.data() + offset, data, n);
     for (uint64_t b = offset / kBlock; b * kBlock < offset + n; ++b) file_->dirty.insert(b);
@@ -49,6 +53,10 @@ class MemBackend final : public Backend {
 
   Status Sync() override {
     std::lock_guard lock(file_->mu);
+    if (const int err = std::exchange(file_->sync_errno, 0); err != 0) {
+      file_->dirty.clear();  // marked clean, never written: lost at eviction
+      return Status::FromErrno("fdatasync " + path_, err);
+    }
     for (uint64_t b : file_->dirty) {
       std::memcpy(file_->durable.data() + b * kBlock, file_->current.data() + b * kBlock, kBlock);
     }
@@ -110,6 +118,27 @@ bool MemEnv::FileExists(const std::string& path) {
 void MemEnv::DeleteFile(const std::string& path) {
   std::lock_guard lock(mu_);
   files_.erase(path);
+}
+
+void MemEnv::InjectError(const std::string& path, Op op, int err) {
+  std::lock_guard lock(mu_);
+  auto it = files_.find(path);
+  if (it == files_.end()) return;
+  File& f = *it->second;
+  std::lock_guard flock(f.mu);
+  (op == Op::kRead ? f.read_errno : op == Op::kWrite ? f.write_errno : f.sync_errno) = err;
+}
+
+void MemEnv::DropCaches() {
+  std::lock_guard lock(mu_);
+  for (auto& [path, file] : files_) {
+    std::lock_guard flock(file->mu);
+    std::string current = file->durable;
+    for (uint64_t b : file->dirty) {
+      std::memcpy(current.data() + b * kBlock, file->current.data() + b * kBlock, kBlock);
+    }
+    file->current = std::move(current);
+  }
 }
 
 void MemEnv::PowerCut(uint64_t seed, bool tear) {

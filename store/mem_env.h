@@ -30,6 +30,18 @@ class MemEnv final : public Env {
   // the file's last Sync keeps its old content, or, with tear == true, keeps
   // the new content with probability 1/2 (seeded). Readers see the result.
   void PowerCut(uint64_t seed, bool tear);
+  // Makes a file fail as its host would, not as a bad sector does (that is
+  // FaultRules): from now on every `op` on it fails with `err` (ENOSPC of a
+  // full filesystem, EDQUOT, EROFS, ENOMEM...); err 0 ends it. A kSync error
+  // fires once, with Linux's semantics for a failed writeback: the blocks
+  // written since the last sync are marked clean without reaching the
+  // medium, so the next sync returns OK without them; DropCaches or PowerCut
+  // then shows what was lost.
+  enum class Op { kRead, kWrite, kSync };
+  void InjectError(const std::string& path, Op op, int err);
+  // Evicts every clean block from the simulated page cache: readers see what
+  // the medium holds, except for blocks still dirty.
+  void DropCaches();
   // A copy of a file's current bytes (for comparisons in tests).
   std::string Contents(const std::string& path);
   // Overwrites bytes of a file, durably (to corrupt it in a test).

@@ -41,6 +41,11 @@ Status MetaWriter::error() const {
   return error_;
 }
 
+Status MetaWriter::sync_error() const {
+  std::lock_guard lock(mu_);
+  return sync_error_;
+}
+
 Status MetaWriter::commit_error() const {
   std::lock_guard lock(mu_);
   return commit_error_;
@@ -75,7 +80,10 @@ void MetaWriter::LogStateChange(const Status& s, bool commit_failed, size_t batc
                   "refused until a commit succeeds (retried every {} ms and on every flush)",
                   s.message(), batch_size, interval_.count());
   } else if (state == 1) {
-    spdlog::error("syncing MAIN and SPARE before a commit failed: {}; flushes fail until it succeeds", s.message());
+    spdlog::error("syncing MAIN and SPARE failed: {}; data written since the last good sync may be lost: every "
+                  "flush fails and no table change is committed from now on; {} change(s) wait. Stop and "
+                  "remount the set: it then checks itself and goes on from its last commit",
+                  s.message(), batch_size);
   } else {
     spdlog::warn("the metadata writer commits again");
   }
@@ -101,12 +109,19 @@ void MetaWriter::Run() {
     std::vector<Change> batch;
     batch.swap(queue_);
     const uint64_t batch_seq = enqueued_seq_;
+    const Status sync_error = sync_error_;
     lock.unlock();
 
-    Status s = hooks_.sync_data();
+    // After a failed data sync nothing is synced or committed any more: a
+    // sync that succeeds now says nothing of the pages the failed one lost.
+    Status s = sync_error.ok() ? hooks_.sync_data() : sync_error;
+    const bool sync_failed = !s.ok();
     bool commit_failed = false;
-    if (s.ok() && (!batch.empty() || stopping)) {
-      s = store_->Apply(batch, counters_->Snapshot());
+    auto counters = counters_->Snapshot();
+    const bool counters_changed = !served.empty() && counters != committed_counters_;
+    if (s.ok() && (!batch.empty() || stopping || counters_changed)) {
+      s = store_->Apply(batch, counters);
+      if (s.ok()) committed_counters_ = std::move(counters);
       if (!s.ok()) {
         // Disk full or an I/O error of the DB: whatever SQLite said, the
         // flusher's fsync fails with EIO (DESIGN.md: a media error).
@@ -117,6 +132,7 @@ void MetaWriter::Run() {
     LogStateChange(s, commit_failed, batch.size());
 
     lock.lock();
+    if (sync_failed && sync_error_.ok()) sync_error_ = s;
     if (s.ok()) {
       durable_seq_ = batch_seq;
       error_ = Status::OK();

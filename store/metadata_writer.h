@@ -4,6 +4,14 @@
 // the sync_data hook (fdatasync SPARE and MAIN), so a mapping is never
 // durable before the data it points to (DESIGN.md, durability 1-2).
 //
+// A failed data sync is remembered (sync_error): Linux reports a writeback
+// error to fdatasync once and may drop the dirty pages, so a later sync that
+// returns OK proves nothing about what was written before it. From then on
+// no flush succeeds and nothing more is committed: the queued changes may
+// point to data that was dropped. Stop then returns that error, so the set
+// stays marked unclean; the next open checks it and starts from the last
+// commit (README: "A failed data sync").
+//
 // Thread-safety: Enqueue, Flush, durable_seq and error may be called from any
 // thread. Stop must be called once, by the owner.
 #pragma once
@@ -43,8 +51,10 @@ class MetaWriter {
   // Every change with a sequence number <= this is durable.
   uint64_t durable_seq() const;
   // The last failed cycle (data sync or commit), OK once a later cycle
-  // succeeded.
+  // succeeded; the data sync failure once there was one.
   Status error() const;
+  // The first failed data sync, or OK. Never cleared while this writer runs.
+  Status sync_error() const;
   // The last failure of the DB commit itself (disk full, I/O error), OK once
   // a later commit succeeded: while it is set the store cannot record new
   // table changes. A failed data sync leaves it as it was.
@@ -79,10 +89,14 @@ class MetaWriter {
   uint64_t durable_seq_ = 0;          // GUARDED_BY(mu_)
   std::vector<Waiter*> waiters_;      // GUARDED_BY(mu_)
   Status error_;                      // GUARDED_BY(mu_)
+  Status sync_error_;                 // GUARDED_BY(mu_), sticky
   Status commit_error_;               // GUARDED_BY(mu_)
-  // What the log last said about the cycles (thread only): 0 ok, 1 the data
-  // sync fails, 2 the commit fails. Logged once per change, not per cycle.
+  // What the log last said about the cycles (thread only): 0 ok, 1 a data
+  // sync failed, 2 the commit fails. Logged once per change, not per cycle.
   int logged_state_ = 0;
+  // The counters as last committed (thread only): a flush commits them when
+  // they changed, so that a kill -9 loses none that a flush saw.
+  std::vector<std::pair<std::string, uint64_t>> committed_counters_;
   bool stop_ = false;                 // GUARDED_BY(mu_)
   bool abandon_ = false;              // GUARDED_BY(mu_), exit without committing
   bool stopped_ = false;              // GUARDED_BY(mu_), the thread has exited

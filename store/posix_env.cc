@@ -6,9 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "store/backend.h"
 
@@ -50,10 +52,22 @@ class PosixBackend final : public Backend {
     const size_t span = end - start;
     char* buf = BounceBuffer(span);
     if (buf == nullptr) return Status::IOError("out of memory for a bounce buffer", ENOMEM);
-    // Read-modify-write of the partial blocks at either end (once if both
-    // ends lie in the same block).
+    // The partial blocks at either end hold bytes of other sectors, which a
+    // concurrent request may be writing (slots of unrelated sectors share a
+    // block): hold their stripes from the read to the write, or one of the
+    // two read-modify-writes would put back the other's old bytes.
     const bool head_partial = start != offset;
     const bool tail_partial = end != offset + n;
+    size_t first = Stripe(head_partial ? start : end - block_), second = Stripe(tail_partial ? end - block_ : start);
+    if (first > second) std::swap(first, second);  // one lock order: no two writers wait on each other
+    std::unique_lock<std::mutex> first_lock(rmw_stripes_[first], std::defer_lock);
+    std::unique_lock<std::mutex> second_lock(rmw_stripes_[second], std::defer_lock);
+    if (head_partial || tail_partial) {
+      first_lock.lock();
+      if (second != first) second_lock.lock();
+    }
+    // Read-modify-write of the partial blocks at either end (once if both
+    // ends lie in the same block).
     if (head_partial) {
       Status s = Transfer(false, start, block_, buf);
       if (!s.ok()) return s;
@@ -82,6 +96,7 @@ class PosixBackend final : public Backend {
            reinterpret_cast<uintptr_t>(buf) % AlignedBuffer::kAlign == 0;
   }
   uint64_t RoundUp(uint64_t x) const { return (x + block_ - 1) & ~(uint64_t{block_} - 1); }
+  size_t Stripe(uint64_t block_offset) const { return (block_offset / block_) % rmw_stripes_.size(); }
 
   // pread/pwrite all n bytes, retrying EINTR and short transfers.
   Status Transfer(bool write, uint64_t offset, size_t n, char* buf) {
@@ -112,6 +127,7 @@ class PosixBackend final : public Backend {
   const uint64_t size_;
   const bool direct_;
   const size_t block_;  // O_DIRECT offset/length alignment
+  std::array<std::mutex, 64> rmw_stripes_;  // by block number, see WriteAt
 };
 
 class PosixEnv final : public Env {

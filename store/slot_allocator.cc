@@ -47,6 +47,12 @@ std::optional<uint32_t> SlotAllocator::Allocate() {
   return std::nullopt;  // unreachable while the counts are right
 }
 
+void SlotAllocator::Unallocate(uint32_t slot) {
+  Leave(slot);
+  state_[slot] = kFree;
+  ++free_;
+}
+
 void SlotAllocator::Release(uint32_t slot, uint64_t seq) {
   Leave(slot);
   state_[slot] = kQuarantined;

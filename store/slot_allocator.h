@@ -25,6 +25,9 @@ class SlotAllocator {
 
   // Takes a free slot, or nullopt when none is left.
   std::optional<uint32_t> Allocate();
+  // A slot Allocate handed out but never mapped (its write failed for a
+  // reason that is not the slot's): free again at once.
+  void Unallocate(uint32_t slot);
   // The slot's mapping was dropped by the change numbered `seq`; the slot
   // becomes free once ReleaseDurable(>= seq) says that change is durable
   // (DESIGN.md: a freed slot is not reused before its freeing is durable).

@@ -15,6 +15,21 @@ Status Status::FromErrno(std::string_view context, int err) {
   return Status(Code::kIOError, std::move(msg), err);
 }
 
+bool Status::IsMediaError() const {
+  if (code_ != Code::kIOError) return false;
+  switch (errno_) {
+    case 0:  // remapfs's own I/O errors carry EIO; 0 is treated the same
+    case EIO:
+    case ENODATA:    // BLK_STS_MEDIUM
+    case EILSEQ:     // BLK_STS_PROTECTION: integrity data mismatch
+    case EREMOTEIO:  // BLK_STS_TARGET: the drive failed the command
+    case EBADMSG:
+      return true;
+    default:
+      return false;
+  }
+}
+
 int Status::ToErrno() const {
   switch (code_) {
     case Code::kOk:

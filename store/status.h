@@ -44,6 +44,12 @@ class Status {
   Code code() const { return code_; }
   bool IsNotFound() const { return code_ == Code::kNotFound; }
   bool IsIOError() const { return code_ == Code::kIOError; }
+  // Whether the medium itself failed (EIO, ENODATA, EILSEQ, EREMOTEIO,
+  // EBADMSG: what the block layer reports for a bad sector or a failing
+  // drive). Only a media error changes a sector's or a slot's state; any
+  // other error (a full or read-only host filesystem, a quota, no memory, a
+  // transport gone) fails the request and changes nothing.
+  bool IsMediaError() const;
   // The errno to hand a kernel caller: 0 when ok, EIO for media errors and
   // anything without a more precise errno.
   int ToErrno() const;

@@ -151,6 +151,7 @@ void PrintStatus(const json& st) {
   }
   for (auto& [k, v] : st["slots"].items()) rows.push_back({"slots_" + k, Str(v)});
   rows.push_back({"was_clean", Str(st["was_clean"])});
+  if (!st["sync_error"].get<std::string>().empty()) rows.push_back({"sync_error", Str(st["sync_error"])});
   if (!st["store_error"].get<std::string>().empty()) rows.push_back({"store_error", Str(st["store_error"])});
   for (auto& [k, v] : st["counters"].items()) rows.push_back({k, Str(v)});
   PrintTable(rows);
