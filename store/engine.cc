@@ -197,6 +197,8 @@ Status Engine::Close() {
   Status result = SyncData();
   spdlog::info("shutdown step 3: MAIN and SPARE synced in {:.1f} ms{}", MsSince(t),
                result.ok() ? "" : " (" + result.ToString() + ")");
+  // The final commit must not follow a failed sync (see MetaWriter).
+  if (!result.ok()) writer_->NoteSyncFailure(result);
   t = Clock::now();
   Status s = writer_->Stop();
   spdlog::info("shutdown step 4: metadata writer committed and stopped in {:.1f} ms{}", MsSince(t),

@@ -65,8 +65,13 @@ class MetaStore {
 
   // Writes (not in read-only mode).
   // Applies the changes and the counters in one transaction.
+  // After a failed sync of the DB or its WAL (sync_failed), what SQLite wrote
+  // before may be gone from the disk while SQLite reads it from the cache:
+  // the caller commits nothing more and the set must be reopened, whose
+  // checkpoint rewrites and syncs all of it (Engine::Open).
   Status Apply(const std::vector<Change>& changes,
                const std::vector<std::pair<std::string, uint64_t>>& counters);
+  bool sync_failed() const { return db_->sync_failed(); }
   // Marks the set open (clean=false, with where its parts are now) or
   // closed in order (clean=true).
   Status SetOpen(const std::string& main_path, const std::string& spare_path);

@@ -46,6 +46,11 @@ Status MetaWriter::sync_error() const {
   return sync_error_;
 }
 
+void MetaWriter::NoteSyncFailure(const Status& s) {
+  std::lock_guard lock(mu_);
+  if (sync_error_.ok()) sync_error_ = s;
+}
+
 Status MetaWriter::commit_error() const {
   std::lock_guard lock(mu_);
   return commit_error_;
@@ -80,9 +85,9 @@ void MetaWriter::LogStateChange(const Status& s, bool commit_failed, size_t batc
                   "refused until a commit succeeds (retried every {} ms and on every flush)",
                   s.message(), batch_size, interval_.count());
   } else if (state == 1) {
-    spdlog::error("syncing MAIN and SPARE failed: {}; data written since the last good sync may be lost: every "
-                  "flush fails and no table change is committed from now on; {} change(s) wait. Stop and "
-                  "remount the set: it then checks itself and goes on from its last commit",
+    spdlog::error("a sync failed: {}; what was written since the last good sync may be lost: every flush "
+                  "fails and no table change is committed from now on; {} change(s) wait. Stop and remount "
+                  "the set: it then checks itself and goes on from its last commit",
                   s.message(), batch_size);
   } else {
     spdlog::warn("the metadata writer commits again");
@@ -129,10 +134,12 @@ void MetaWriter::Run() {
         s = Status::IOError("the metadata store cannot commit: " + s.message(), EIO);
       }
     }
-    LogStateChange(s, commit_failed, batch.size());
+    // A failed sync of the DB's own files is remembered the same way.
+    const bool latch = sync_failed || (commit_failed && store_->sync_failed());
+    LogStateChange(s, commit_failed && !latch, batch.size());
 
     lock.lock();
-    if (sync_failed && sync_error_.ok()) sync_error_ = s;
+    if (latch && sync_error_.ok()) sync_error_ = s;
     if (s.ok()) {
       durable_seq_ = batch_seq;
       error_ = Status::OK();

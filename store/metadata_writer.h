@@ -8,7 +8,9 @@
 // error to fdatasync once and may drop the dirty pages, so a later sync that
 // returns OK proves nothing about what was written before it. From then on
 // no flush succeeds and nothing more is committed: the queued changes may
-// point to data that was dropped. Stop then returns that error, so the set
+// point to data that was dropped. A failed sync of the DB or its WAL is
+// remembered the same way (MetaStore::Apply); a commit that fails otherwise
+// (disk full, a write error) is retried. Stop then returns that error, so the set
 // stays marked unclean; the next open checks it and starts from the last
 // commit (README: "A failed data sync").
 //
@@ -53,8 +55,12 @@ class MetaWriter {
   // The last failed cycle (data sync or commit), OK once a later cycle
   // succeeded; the data sync failure once there was one.
   Status error() const;
-  // The first failed data sync, or OK. Never cleared while this writer runs.
+  // The first failed sync (MAIN, SPARE, the DB or its WAL), or OK. Never
+  // cleared while this writer runs.
   Status sync_error() const;
+  // A data sync made outside the writer failed (the ordered stop's own sync):
+  // remembered as if it were the writer's.
+  void NoteSyncFailure(const Status& s);
   // The last failure of the DB commit itself (disk full, I/O error), OK once
   // a later commit succeeded: while it is set the store cannot record new
   // table changes. A failed data sync leaves it as it was.

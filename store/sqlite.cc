@@ -52,8 +52,10 @@ Status Database::Exec(const std::string& sql) {
   return rc == SQLITE_OK ? Status::OK() : Error(sql);
 }
 
-Status Database::Error(std::string_view context) const {
-  return FromSqlite(sqlite3_extended_errcode(db_),
+Status Database::Error(std::string_view context) {
+  const int rc = sqlite3_extended_errcode(db_);
+  if (rc == SQLITE_IOERR_FSYNC || rc == SQLITE_IOERR_DIR_FSYNC) sync_failed_ = true;
+  return FromSqlite(rc,
                     "DB " + path_ + ": " + std::string(context) + ": " + sqlite3_errmsg(db_));
 }
 

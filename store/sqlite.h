@@ -28,7 +28,11 @@ class Database {
 
   Status Exec(const std::string& sql);
   // The Status for the connection's last error, prefixed by `context`.
-  Status Error(std::string_view context) const;
+  Status Error(std::string_view context);
+  // Whether a sync of the DB or its WAL ever failed on this connection (an
+  // error went through Error). Linux may have dropped the pages that sync
+  // was for, while SQLite still reads them from the cache.
+  bool sync_failed() const { return sync_failed_; }
   sqlite3* handle() const { return db_; }
   const std::string& path() const { return path_; }
 
@@ -36,6 +40,7 @@ class Database {
   Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   sqlite3* db_;
   std::string path_;
+  bool sync_failed_ = false;
 };
 
 // Turns an SQLite result code into a Status (FULL -> ENOSPC, IOERR -> EIO,
