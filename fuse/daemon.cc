@@ -25,7 +25,8 @@ sigset_t ShutdownSignals() {
   return set;
 }
 
-// Shared by the workers, the signal thread and the main thread.
+// Shared by the workers, the signal thread and the main thread; owned by
+// all of them, as a worker that does not come back is left running.
 struct State {
   fuse_session* session;
   std::mutex mu;
@@ -40,7 +41,7 @@ struct State {
   }
 };
 
-void Worker(State* state) {
+void Worker(std::shared_ptr<State> state) {
   fuse_buf buf{};
   while (!fuse_session_exited(state->session)) {
     const int r = fuse_session_receive_buf(state->session, &buf);
@@ -73,23 +74,25 @@ void Daemon::PrepareSignals() {
 
 int Daemon::Run(fuse_session* session, Filesystem* fs, Engine* engine, std::unique_ptr<ControlServer> control,
                 int threads) {
-  State state;
+  auto shared = std::make_shared<State>();
+  State& state = *shared;
   state.session = session;
   std::vector<std::thread> workers;
   {
     std::lock_guard lock(state.mu);
     state.running_workers = threads;
   }
-  for (int i = 0; i < threads; ++i) workers.emplace_back(Worker, &state);
+  for (int i = 0; i < threads; ++i) workers.emplace_back(Worker, shared);
   std::vector<pthread_t> worker_ids;
   for (auto& w : workers) worker_ids.push_back(w.native_handle());
 
-  // The signal thread is detached: it may stay in sigwait until exit.
-  std::thread([&state] {
+  // Joined before Run returns (woken below), so that a signal arriving after
+  // a stop for another reason finds no thread using what Run is done with.
+  std::thread signals([shared] {
     sigset_t set = ShutdownSignals();
     int sig = 0;
-    if (sigwait(&set, &sig) == 0) state.Request(std::string("signal ") + strsignal(sig));
-  }).detach();
+    if (sigwait(&set, &sig) == 0) shared->Request(std::string("signal ") + strsignal(sig));
+  });
 
   std::string reason;
   {
@@ -97,6 +100,10 @@ int Daemon::Run(fuse_session* session, Filesystem* fs, Engine* engine, std::uniq
     state.cv.wait(lock, [&] { return !state.reason.empty(); });
     reason = state.reason;
   }
+  // A signal to the thread itself ends its sigwait (if a signal has not
+  // already); the shutdown is under way, so its request changes nothing.
+  pthread_kill(signals.native_handle(), SIGTERM);
+  signals.join();
   spdlog::info("shutdown requested: {}", reason);
   const auto begin = Clock::now();
 

@@ -15,12 +15,14 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "fuse/daemon.h"
 #include "fuse/filesystem.h"
 #include "store/control.h"
 #include "store/engine.h"
+#include "store/parse.h"
 
 namespace remapfs {
 namespace {
@@ -41,8 +43,9 @@ remapfs options (-o):
   cache               let the kernel page-cache the exposed file (faster
                       re-reads; read faults are then seen only on cache misses).
                       Default: every read and write reaches remapfs
-  threads=N           FUSE worker threads (default 4)
-  commit_ms=N         commit table changes at least every N ms (default 1000)
+  threads=N           FUSE worker threads, 1 to 64 (default 4)
+  commit_ms=N         commit table changes at least every N ms, 1 to 3600000
+                      (default 1000)
   log=FILE            log to FILE (default: stderr with -f, syslog otherwise)
   log_level=LEVEL     debug, info (default), warn or error
 
@@ -56,14 +59,18 @@ close) makes every acknowledged write durable. Stop with `fusermount -u
 MOUNTPOINT`, `umount MOUNTPOINT`, SIGTERM or SIGINT.
 )";
 
+constexpr uint64_t kDefaultThreads = 4, kMaxThreads = 64;
+constexpr uint64_t kDefaultCommitMs = 1000, kMaxCommitMs = 3600 * 1000;  // an hour
+
 struct Options {
   char* spare = nullptr;
   char* db = nullptr;
   char* name = nullptr;
   char* log = nullptr;
   char* log_level = nullptr;
-  unsigned threads = 4;
-  unsigned commit_ms = 1000;
+  // Text: fuse_opt's %u is sscanf's, which takes "-5" and wraps it around.
+  char* threads = nullptr;
+  char* commit_ms = nullptr;
   int direct = 0;
   int cache = 0;
   int foreground = 0;
@@ -82,8 +89,8 @@ const fuse_opt kOptSpec[] = {
     OPT("name=%s", name, 0),
     OPT("log=%s", log, 0),
     OPT("log_level=%s", log_level, 0),
-    OPT("threads=%u", threads, 0),
-    OPT("commit_ms=%u", commit_ms, 0),
+    OPT("threads=%s", threads, 0),
+    OPT("commit_ms=%s", commit_ms, 0),
     OPT("direct", direct, 1),
     OPT("cache", cache, 1),
     FUSE_OPT_KEY("-f", kForeground),
@@ -255,8 +262,15 @@ int Main(int argc, char** argv) {
                  " path(s) (see remapfs --help)");
   }
   if (!o.spare) startup.Fail("-o spare=SPARE is required (see remapfs --help)");
-  if (o.threads < 1 || o.threads > 64) startup.Fail("threads must be between 1 and 64");
-  if (o.commit_ms < 1) startup.Fail("commit_ms must be at least 1");
+  if (!*o.spare) startup.Fail("spare= is empty: give the SPARE image of the set");
+  if (o.db && !*o.db) startup.Fail("db= is empty: give the set's DB, or leave db= out for SPARE.db");
+  uint64_t threads = kDefaultThreads, commit_ms = kDefaultCommitMs;
+  for (auto [what, text, max, out] : {std::tuple{"threads", o.threads, kMaxThreads, &threads},
+                                      std::tuple{"commit_ms", o.commit_ms, kMaxCommitMs, &commit_ms}}) {
+    if (!text) continue;
+    Status s = ParseNumber(what, text, 1, max, out);
+    if (!s.ok()) startup.Fail(s.message());
+  }
 
   SetPaths paths;
   paths.main = AbsolutePath(o.positional[0]);
@@ -278,13 +292,12 @@ int Main(int argc, char** argv) {
 
   FsConfig config;
   config.file_name = o.name ? o.name : std::filesystem::path(paths.main).filename().string();
-  if (config.file_name.empty() || config.file_name.find('/') != std::string::npos) {
-    startup.Fail("name=" + config.file_name + " is not a file name");
-  }
+  Status name_ok = CheckFileName(o.name ? "name" : "MAIN's base name", config.file_name);
+  if (!name_ok.ok()) startup.Fail(name_ok.message() + (o.name ? "" : " with -o name=FILE"));
 
   // Permission bits of the file are enforced by the kernel.
   fuse_opt_add_arg(&args, "-odefault_permissions");
-  fuse_opt_add_arg(&args, ("-ofsname=" + paths.main).c_str());
+  fuse_opt_add_arg(&args, ("-ofsname=" + EscapeMountOption(paths.main)).c_str());  // MAIN may hold a comma
   fuse_opt_add_arg(&args, "-osubtype=remapfs");
   config.db_path = paths.db;
   config.kernel_cache = o.cache;
@@ -304,7 +317,7 @@ int Main(int argc, char** argv) {
 
   EngineOptions eo;
   eo.direct_io = o.direct;
-  eo.commit_interval = std::chrono::milliseconds(o.commit_ms);
+  eo.commit_interval = std::chrono::milliseconds(commit_ms);
   std::unique_ptr<Engine> engine;
   Status s = Engine::Open(paths, eo, &engine);
   if (!s.ok()) startup.Fail(s.message());
@@ -328,7 +341,7 @@ int Main(int argc, char** argv) {
   spdlog::info("mounted {} at {}/{} (spare {}, DB {})", paths.main, mountpoint, config.file_name, paths.spare,
                paths.db);
   startup.Done();
-  const int rc = Daemon::Run(se, &fs, engine.get(), std::move(control), static_cast<int>(o.threads));
+  const int rc = Daemon::Run(se, &fs, engine.get(), std::move(control), static_cast<int>(threads));
   fuse_opt_free_args(&args);
   spdlog::shutdown();
   // Workers left blocked in the kernel (if any) must not run destructors.

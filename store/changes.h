@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -41,7 +42,8 @@ struct PutFaultRule {
   FaultRule rule;
 };
 struct EraseFaultRule {
-  uint64_t id;  // 0: every rule
+  // The row's id (a damaged row's may be 0 or negative); none: every rule.
+  std::optional<int64_t> id;
 };
 
 using Change = std::variant<PutSector, EraseSector, PutBadSlot, PutFaultRule, EraseFaultRule, Event>;

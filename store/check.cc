@@ -128,7 +128,16 @@ Status CheckSet(Env* env, const SetPaths& paths, std::vector<std::string>* probl
   }
   RemapTable table;
   SlotAllocator alloc(meta->info().slot_count);
-  return LoadTable(meta.get(), &table, &alloc, problems);
+  s = LoadTable(meta.get(), &table, &alloc, problems);
+  if (!s.ok()) return s;
+  std::vector<FaultRule> rules;
+  std::vector<InvalidFaultRule> invalid;
+  s = meta->LoadFaultRules(&rules, &invalid);
+  for (const InvalidFaultRule& r : invalid) {
+    problems->push_back("fault rule " + std::to_string(r.id) + " is invalid (" + r.reason +
+                        "); the next open of the set drops it");
+  }
+  return s;
 }
 
 }  // namespace remapfs

@@ -28,7 +28,8 @@ Status LoadTable(MetaStore* store, RemapTable* table, SlotAllocator* alloc, std:
 // DB's counters and table. Reads only.
 Status ReadHealth(MetaStore* store, Health* health);
 
-// The whole offline check of `remapctl check`: DB integrity, parts, table.
+// The whole offline check of `remapctl check`: DB integrity, parts, table,
+// fault rules.
 // Opens everything read-only and without locks. A non-OK Status means the
 // check could not run; a consistent set leaves *problems empty.
 Status CheckSet(Env* env, const SetPaths& paths, std::vector<std::string>* problems);

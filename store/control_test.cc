@@ -42,6 +42,27 @@ TEST(Control, NumbersMustBeWholeAndInRange) {
   ASSERT_TRUE(e->Close().ok());
 }
 
+// The ranges remapctl checks hold for a request sent directly too.
+TEST(Control, FaultAddRefusesOutOfRangeValues) {
+  test::QuietLogs quiet;
+  test::MemSet set;
+  auto e = set.OpenOrDie();
+  for (const char* rule : {R"("times":9223372036854775808)", R"("times":18446744073709551615)",
+                           R"("times":-1)", R"("probability":0)", R"("probability":1.5)",
+                           R"("probability":"0.5")", R"("delay_ms":60001)", R"("seed":-1)",
+                           R"("device":"disk")", R"("op":"erase")"}) {
+    const std::string line =
+        std::string(R"({"verb":"fault-add","rule":{"device":"main","first":1,)") + rule + "}}";
+    const json j = Reply(e.get(), line);
+    EXPECT_FALSE(j["ok"].get<bool>()) << line;
+  }
+  EXPECT_TRUE(e->ListFaultRules().empty());
+  EXPECT_FALSE(Reply(e.get(), R"({"verb":"fault-remove","id":0})")["ok"].get<bool>());
+  const json ok = Reply(e.get(), R"({"verb":"fault-add","rule":{"device":"main","first":1,"times":9223372036854775807}})");
+  EXPECT_TRUE(ok["ok"].get<bool>()) << ok.dump();
+  ASSERT_TRUE(e->Close().ok());
+}
+
 TEST(Control, FaultRuleFromJsonRefusesWrappingNumbers) {
   FaultRule r;
   EXPECT_TRUE(FaultRuleFromJson(json{{"device", "main"}, {"first", 1}, {"delay_ms", 5}}, &r).ok());

@@ -128,19 +128,15 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
   engine->table_.ForEach([&](const Mapping& m) { engine->pending_count_ += m.pending(); });
 
   std::vector<FaultRule> rules;
-  s = meta->LoadFaultRules(&rules);
+  std::vector<InvalidFaultRule> invalid_rules;
+  s = meta->LoadFaultRules(&rules, &invalid_rules);
   if (!s.ok()) return s;
+  for (const FaultRule& r : rules) engine->rules_->Add(r);
   // A rule the DB holds but that could not have been added (a damaged or
-  // hand-edited DB) is dropped, from the DB too, rather than obeyed.
-  std::vector<uint64_t> invalid_rules;
-  for (const FaultRule& r : rules) {
-    s = r.Validate(r.device == Device::kMain ? info.main_size / info.sector_size : info.slot_count);
-    if (s.ok()) {
-      engine->rules_->Add(r);
-    } else {
-      spdlog::warn("DB {}: fault rule {} is invalid ({}); dropped", paths.db, r.id, s.message());
-      invalid_rules.push_back(r.id);
-    }
+  // hand-edited DB) is dropped, from the DB too, rather than obeyed or
+  // allowed to keep the set from opening.
+  for (const InvalidFaultRule& r : invalid_rules) {
+    spdlog::warn("DB {}: fault rule {} is invalid ({}); dropped", paths.db, r.id, r.reason);
   }
   std::vector<std::pair<std::string, uint64_t>> counters;
   s = meta->LoadCounters(&counters);
@@ -176,7 +172,7 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
               },
       },
       options.commit_interval);
-  for (uint64_t id : invalid_rules) engine->writer_->Enqueue(EraseFaultRule{id});
+  for (const InvalidFaultRule& r : invalid_rules) engine->writer_->Enqueue(EraseFaultRule{r.id});
   spdlog::info("opened set {}: {} sectors of {} bytes, {} remapped, {} pending, {}/{} slots free", info.uuid,
                e->sector_count(), ss, e->table_.size() - e->pending_count_, e->pending_count_,
                e->alloc_.free_count(), info.slot_count);
@@ -675,14 +671,14 @@ Status Engine::AddFaultRule(const FaultRule& rule, FaultRule* added) {
 
 Status Engine::RemoveFaultRule(uint64_t id) {
   if (!rules_->Remove(id)) return Status::NotFound("no fault rule with id " + std::to_string(id));
-  writer_->Enqueue(EraseFaultRule{id});
+  writer_->Enqueue(EraseFaultRule{static_cast<int64_t>(id)});
   spdlog::info("fault rule {} removed", id);
   return Status::OK();
 }
 
 void Engine::ClearFaultRules() {
   rules_->Clear();
-  writer_->Enqueue(EraseFaultRule{0});
+  writer_->Enqueue(EraseFaultRule{std::nullopt});
   spdlog::info("fault rules cleared");
 }
 

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/check.h"
 #include "store/meta_store.h"
 #include "store/testutil.h"
 
@@ -993,7 +994,8 @@ TEST(EnginePersistence, ClearedRulesStayCleared) {
 }
 
 // A rule that could never have been added (a damaged or hand-edited DB) is
-// dropped at open, from the DB too, instead of being obeyed.
+// reported by check, and dropped at open, from the DB too, instead of being
+// obeyed or keeping the set from opening.
 TEST(EnginePersistence, InvalidRuleInTheDbIsDropped) {
   MemSet set;
   auto e = set.OpenOrDie(QuietOptions());
@@ -1003,10 +1005,20 @@ TEST(EnginePersistence, InvalidRuleInTheDbIsDropped) {
   ASSERT_EQ(sqlite3_open(set.paths.db.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "INSERT INTO fault_rules VALUES (90, 'main', 0, 0, 'write', 0, 1.0, 0, 0);"
-                         "INSERT INTO fault_rules VALUES (91, 'main', 0, 1, 'write', 0, 1.0, 0, 99999999);",
+                         "INSERT INTO fault_rules VALUES (91, 'main', 0, 1, 'write', 0, 1.0, 0, 99999999);"
+                         "INSERT INTO fault_rules VALUES (92, 'disk', 0, 1, 'write', 0, 1.0, 0, 0);"
+                         "INSERT INTO fault_rules VALUES (93, 'main', 0, 1, 'erase', 0, 1.0, 0, 0);"
+                         "INSERT INTO fault_rules VALUES (94, 'main', 0, 1, 'write', -1, 1.0, 0, 0);"
+                         "INSERT INTO fault_rules VALUES (0, 'disk', 0, 1, 'write', 0, 1.0, 0, 0);",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
+  std::vector<std::string> problems;
+  ASSERT_TRUE(CheckSet(&set.env, set.paths, &problems).ok());
+  ASSERT_EQ(problems.size(), 6u);
+  EXPECT_EQ(problems[0], "fault rule 0 is invalid (id 0 is not positive); the next open of the set drops it");
+  EXPECT_NE(problems[3].find("fault rule 92 is invalid (device 'disk' is not main or spare)"), std::string::npos);
+  EXPECT_NE(problems[4].find("fault rule 93 is invalid (op 'erase' is not read, write or both)"), std::string::npos);
   e = set.OpenOrDie(QuietOptions());
   auto rules = e->ListFaultRules();
   ASSERT_EQ(rules.size(), 1u);
@@ -1015,9 +1027,43 @@ TEST(EnginePersistence, InvalidRuleInTheDbIsDropped) {
   std::unique_ptr<MetaStore> meta;
   ASSERT_TRUE(MetaStore::Open(set.paths.db, /*read_only=*/true, &meta).ok());
   rules.clear();
-  ASSERT_TRUE(meta->LoadFaultRules(&rules).ok());
+  std::vector<InvalidFaultRule> invalid;
+  ASSERT_TRUE(meta->LoadFaultRules(&rules, &invalid).ok());
   ASSERT_EQ(rules.size(), 1u);
   EXPECT_EQ(rules[0].id, good);
+  EXPECT_TRUE(invalid.empty());
+  meta.reset();
+  problems.clear();
+  ASSERT_TRUE(CheckSet(&set.env, set.paths, &problems).ok());
+  EXPECT_TRUE(problems.empty()) << problems.front();
+}
+
+// Clearing and removing rules work while the DB holds a damaged one.
+TEST(EnginePersistence, RulesCanBeChangedBesideADamagedOne) {
+  MemSet set;
+  auto e = set.OpenOrDie(QuietOptions());
+  const uint64_t id = AddRule(e.get(), Rule(Device::kMain, 3, 1, FaultOp::kWrite));
+  AddRule(e.get(), Rule(Device::kMain, 4, 1, FaultOp::kWrite));
+  e.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(set.paths.db.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO fault_rules VALUES (50, 'disk', 0, 1, 'erase', 0, 1.0, 0, 0);", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  e = set.OpenOrDie(QuietOptions());
+  ASSERT_TRUE(e->RemoveFaultRule(id).ok());
+  EXPECT_EQ(e->ListFaultRules().size(), 1u);
+  e->ClearFaultRules();
+  EXPECT_TRUE(e->ListFaultRules().empty());
+  ASSERT_TRUE(e->Close().ok());
+  std::unique_ptr<MetaStore> meta;
+  ASSERT_TRUE(MetaStore::Open(set.paths.db, /*read_only=*/true, &meta).ok());
+  std::vector<FaultRule> rules;
+  std::vector<InvalidFaultRule> invalid;
+  ASSERT_TRUE(meta->LoadFaultRules(&rules, &invalid).ok());
+  EXPECT_TRUE(rules.empty());
+  EXPECT_TRUE(invalid.empty());
 }
 
 TEST(EnginePersistence, FlushMakesTheTableDurableWhileOpen) {
@@ -1041,7 +1087,8 @@ TEST(EnginePersistence, FlushMakesTheTableDurableWhileOpen) {
   ASSERT_TRUE(MetaStore::Open(set.paths.db, true, &meta).ok());
   EXPECT_FALSE(meta->info().clean);  // open engine
   std::vector<FaultRule> rules;
-  ASSERT_TRUE(meta->LoadFaultRules(&rules).ok());
+  std::vector<InvalidFaultRule> invalid;
+  ASSERT_TRUE(meta->LoadFaultRules(&rules, &invalid).ok());
   EXPECT_EQ(rules.size(), 1u);
 }
 

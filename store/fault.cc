@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <thread>
+
+#include "store/parse.h"
 
 namespace remapfs {
 
@@ -32,24 +33,15 @@ std::optional<FaultOp> ParseFaultOp(std::string_view s) {
   return std::nullopt;
 }
 
-namespace {
-std::optional<uint64_t> ParseU64(std::string_view s) {
-  uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
-  return v;
-}
-}  // namespace
-
 std::optional<SectorRange> ParseSectorRange(std::string_view s) {
   size_t sep = s.find_first_of("-+");
   if (sep == std::string_view::npos) {
-    auto n = ParseU64(s);
+    auto n = ParseDecimal(s);
     if (!n || *n == UINT64_MAX) return std::nullopt;
     return SectorRange{*n, 1};
   }
-  auto a = ParseU64(s.substr(0, sep));
-  auto b = ParseU64(s.substr(sep + 1));
+  auto a = ParseDecimal(s.substr(0, sep));
+  auto b = ParseDecimal(s.substr(sep + 1));
   if (!a || !b) return std::nullopt;
   if (s[sep] == '-') {
     if (*b < *a || *b == UINT64_MAX) return std::nullopt;
@@ -67,6 +59,7 @@ Status FaultRule::Validate(uint64_t sectors_on_device) const {
                                    std::string(DeviceName(device)) + ", which has " +
                                    std::to_string(sectors_on_device) + " sectors");
   }
+  if (times > kMaxTimes) return Status::InvalidArgument("times must be at most " + std::to_string(kMaxTimes));
   if (!(probability > 0.0 && probability <= 1.0)) {
     return Status::InvalidArgument("probability must be in (0, 1]");
   }

@@ -46,6 +46,8 @@ struct FaultRule {
   // probability == 1; otherwise only the first `times` ones, and each with
   // the given probability, drawn from a generator seeded with `seed`.
   uint64_t times = 0;
+  // The DB stores it as a signed 64-bit integer.
+  static constexpr uint64_t kMaxTimes = INT64_MAX;
   double probability = 1.0;
   uint64_t seed = 0;
   // 0: a hit fails the request with EIO. > 0: a hit delays the request by

@@ -171,26 +171,45 @@ Status MetaStore::LoadBadSlots(const std::function<void(uint32_t)>& fn) {
   return s;
 }
 
-Status MetaStore::LoadFaultRules(std::vector<FaultRule>* rules) {
+Status MetaStore::LoadFaultRules(std::vector<FaultRule>* rules, std::vector<InvalidFaultRule>* invalid) {
   sqlite::Statement st;
   Status s = st.Prepare(*db_,
                         "SELECT id, device, first_sector, sector_count, op, times, probability, seed, "
                         "delay_ms FROM fault_rules ORDER BY id");
   bool row = false;
   while (s.ok() && (s = st.Step(&row)).ok() && row) {
-    FaultRule r;
-    r.id = static_cast<uint64_t>(st.Int(0));
-    auto device = ParseDevice(st.Text(1));
-    auto op = ParseFaultOp(st.Text(4));
-    if (!device || !op) return Status::Corruption("DB " + path() + ": fault rule " + std::to_string(r.id) + " is damaged");
-    r.device = *device;
-    r.sectors = {static_cast<uint64_t>(st.Int(2)), static_cast<uint64_t>(st.Int(3))};
-    r.op = *op;
-    r.times = static_cast<uint64_t>(st.Int(5));
-    r.probability = st.Double(6);
-    r.seed = static_cast<uint64_t>(st.Int(7));
-    r.delay_ms = static_cast<uint32_t>(st.Int(8));
-    rules->push_back(r);
+    const int64_t id = st.Int(0);
+    const std::string device_name = st.Text(1), op_name = st.Text(4);
+    auto device = ParseDevice(device_name);
+    auto op = ParseFaultOp(op_name);
+    const int64_t first = st.Int(2), count = st.Int(3), times = st.Int(5), delay_ms = st.Int(8);
+    std::string reason;
+    if (id < 1) {
+      reason = "id " + std::to_string(id) + " is not positive";
+    } else if (!device) {
+      reason = "device '" + device_name + "' is not main or spare";
+    } else if (!op) {
+      reason = "op '" + op_name + "' is not read, write or both";
+    } else if (first < 0 || count < 0 || times < 0 || delay_ms < 0 || delay_ms > FaultRule::kMaxDelayMs) {
+      reason = "a number is negative or out of range";
+    } else {
+      FaultRule r;
+      r.id = static_cast<uint64_t>(id);
+      r.device = *device;
+      r.sectors = {static_cast<uint64_t>(first), static_cast<uint64_t>(count)};
+      r.op = *op;
+      r.times = static_cast<uint64_t>(times);
+      r.probability = st.Double(6);
+      r.seed = static_cast<uint64_t>(st.Int(7));  // any 64 bits
+      r.delay_ms = static_cast<uint32_t>(delay_ms);
+      const Status v = r.Validate(r.device == Device::kMain ? info_.main_size / info_.sector_size : info_.slot_count);
+      if (v.ok()) {
+        rules->push_back(r);
+        continue;
+      }
+      reason = v.message();
+    }
+    invalid->push_back(InvalidFaultRule{id, std::move(reason)});
   }
   return s;
 }
@@ -378,7 +397,7 @@ Status MetaStore::Apply(const std::vector<Change>& changes,
               .Bind(9, int64_t{f.delay_ms})
               .Run();
     } else if (auto* er = std::get_if<EraseFaultRule>(&c)) {
-      s = er->id == 0 ? erase_all_rules_.Run() : erase_rule_.Bind(1, static_cast<int64_t>(er->id)).Run();
+      s = er->id ? erase_rule_.Bind(1, *er->id).Run() : erase_all_rules_.Run();
     } else if (auto* ev = std::get_if<Event>(&c)) {
       event_rows.push_back(ev);
       if (event_rows.size() == kRowsPerInsert) s = write_events(false);

@@ -40,6 +40,12 @@ struct SetInfo {
   std::string spare_path;
 };
 
+// A fault_rules row that is not a valid rule; `id` is the row's.
+struct InvalidFaultRule {
+  int64_t id;
+  std::string reason;
+};
+
 class MetaStore {
  public:
   // Creates a new DB file holding `info`. Refuses an existing file.
@@ -56,7 +62,10 @@ class MetaStore {
   // fn(sector, slot) for every entry, slot == kPendingSlot for pending ones.
   Status LoadSectors(const std::function<void(uint64_t, uint32_t)>& fn);
   Status LoadBadSlots(const std::function<void(uint32_t)>& fn);
-  Status LoadFaultRules(std::vector<FaultRule>* rules);
+  // The fault rules into *rules; a row that no `fault add` could have made
+  // (a damaged or hand-edited DB: unknown device or op, a field out of range
+  // for this set) into *invalid, with the reason, instead.
+  Status LoadFaultRules(std::vector<FaultRule>* rules, std::vector<InvalidFaultRule>* invalid);
   Status LoadCounters(std::vector<std::pair<std::string, uint64_t>>* counters);
   // The newest `limit` events, oldest first.
   Status LoadEvents(size_t limit, std::vector<Event>* events);

@@ -27,6 +27,9 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
+// events --limit: no more are kept.
+constexpr uint64_t kMaxEventLimit = MetaStore::kMaxEvents;
+
 // A failure with the exit code to leave with.
 struct Failure {
   std::string message;
@@ -117,6 +120,14 @@ Status PrecheckSector(MetaStore& meta, SectorChange change, uint64_t sector) {
   return s.ok() ? CheckSectorChange(change, sector, entry) : s;
 }
 
+// A number option (text: CLI11's own conversions take "-1" and wrap it).
+uint64_t Number(std::string_view what, const std::string& text, uint64_t min, uint64_t max) {
+  uint64_t v = 0;
+  const Status s = ParseNumber(what, text, min, max, &v);
+  if (!s.ok()) Fail(s.message(), 2);
+  return v;
+}
+
 uint64_t ParseSector(const std::string& s) {
   auto r = ParseSectorRange(s);
   if (!r || r->count != 1) Fail("'" + s + "' is not a sector number", 2);
@@ -151,8 +162,9 @@ void PrintStatus(const json& st) {
   }
   for (auto& [k, v] : st["slots"].items()) rows.push_back({"slots_" + k, Str(v)});
   rows.push_back({"was_clean", Str(st["was_clean"])});
-  if (!st["sync_error"].get<std::string>().empty()) rows.push_back({"sync_error", Str(st["sync_error"])});
-  if (!st["store_error"].get<std::string>().empty()) rows.push_back({"store_error", Str(st["store_error"])});
+  for (const char* k : {"sync_error", "store_error", "previous_store_error"}) {
+    if (st.contains(k) && !st[k].get<std::string>().empty()) rows.push_back({k, Str(st[k])});
+  }
   for (auto& [k, v] : st["counters"].items()) rows.push_back({k, Str(v)});
   PrintTable(rows);
 }
@@ -180,7 +192,8 @@ json OfflineList(const Target& t, const SectorRange& range) {
 json OfflineFaults(const Target& t) {
   auto meta = OpenDb(t);
   std::vector<FaultRule> rules;
-  Check(meta->LoadFaultRules(&rules));
+  std::vector<InvalidFaultRule> invalid;  // not in effect; `check` reports them
+  Check(meta->LoadFaultRules(&rules, &invalid));
   json arr = json::array();
   for (const FaultRule& r : rules) arr.push_back(FaultRuleToJson(r));
   return arr;
@@ -196,13 +209,12 @@ int Run(int argc, char** argv) {
   auto add_json = [&](CLI::App* cmd) { cmd->add_flag("--json", as_json, "machine-readable output"); };
 
   // create
-  std::string main_path, spare_path, db_path, spare_size_text;
-  uint32_t sector_size = 4096;
+  std::string main_path, spare_path, db_path, spare_size_text, sector_size_text = "4096";
   auto* create = app.add_subcommand("create", "make a new set from MAIN and SPARE (never overwrites one)");
   create->add_option("MAIN", main_path, "the image or disk with bad sectors")->required();
   create->add_option("SPARE", spare_path, "the image or disk that holds the spare slots")->required();
   create->add_option("--db", db_path, "the set's DB (default: SPARE.db)");
-  create->add_option("--sector-size", sector_size, "remap unit, 512 or 4096 (default 4096)");
+  create->add_option("--sector-size", sector_size_text, "remap unit, 512 or 4096 (default 4096)");
   create->add_option("--spare-size", spare_size_text, "create SPARE as a file of this size (e.g. 64M) if it does not exist");
 
   auto* status = app.add_subcommand("status", "health, slots and counters");
@@ -213,7 +225,7 @@ int Run(int argc, char** argv) {
   auto* list = app.add_subcommand("list", "remapped and pending sectors");
   add_target(list);
   add_json(list);
-  list->add_option("--sectors", sectors_text, "only these sectors: N, A-B or A+COUNT");
+  auto* list_sectors = list->add_option("--sectors", sectors_text, "only these sectors: N, A-B or A+COUNT");
 
   std::string main_override, spare_override;
   auto* check = app.add_subcommand("check", "consistency of spare header, DB and table (exit 1 on a problem)");
@@ -222,34 +234,32 @@ int Run(int argc, char** argv) {
   check->add_option("--main", main_override, "MAIN's path, if it moved since the set was last opened");
   check->add_option("--spare", spare_override, "SPARE's path, if it moved since the set was last opened");
 
-  size_t event_limit = 50;
+  std::string event_limit_text = "50";
   auto* events = app.add_subcommand("events", "the newest events (remaps, pending sectors, bad slots)");
   add_target(events);
   add_json(events);
-  events->add_option("--limit", event_limit, "how many (default 50)");
+  events->add_option("--limit", event_limit_text, "how many, 1 to " + std::to_string(kMaxEventLimit) + " (default 50)");
 
   auto* fault = app.add_subcommand("fault", "fault-injection rules");
   fault->require_subcommand(1);
-  std::string device = "main", op = "both";
-  uint64_t times = 0, seed = 0, rule_id = 0;
-  double probability = 1.0;
-  uint32_t delay_ms = 0;
+  std::string device = "main", op = "both", times_text, seed_text = "0", probability_text = "1", delay_ms_text = "0",
+              rule_id_text;
   auto* fault_add = fault->add_subcommand("add", "make sectors of MAIN or SPARE (slots) fail or be slow");
   add_target(fault_add);
   fault_add->add_option("--device", device, "main or spare (default main)");
   fault_add->add_option("--sectors", sectors_text, "N, A-B or A+COUNT (slots for spare)")->required();
   fault_add->add_option("--op", op, "read, write or both (default both)");
-  fault_add->add_option("--times", times, "hit only the first N matching requests (default: all)");
-  fault_add->add_option("--probability", probability, "hit a matching request with this chance (0-1]");
-  fault_add->add_option("--seed", seed, "seed for --probability (reproducible)");
-  fault_add->add_option("--delay-ms", delay_ms,
+  auto* times_opt = fault_add->add_option("--times", times_text, "hit only the first N (at least 1) matching requests (default: all)");
+  fault_add->add_option("--probability", probability_text, "hit a matching request with this chance (0-1]");
+  fault_add->add_option("--seed", seed_text, "seed for --probability (reproducible), 0 to 2^64-1");
+  fault_add->add_option("--delay-ms", delay_ms_text,
                         "delay hit requests by this many ms (at most 60000) instead of failing them");
   auto* fault_list = fault->add_subcommand("list", "the rules");
   add_target(fault_list);
   add_json(fault_list);
   auto* fault_remove = fault->add_subcommand("remove", "remove one rule");
   add_target(fault_remove);
-  fault_remove->add_option("ID", rule_id, "the rule's id (see fault list)")->required();
+  fault_remove->add_option("ID", rule_id_text, "the rule's id (see fault list)")->required();
   auto* fault_clear = fault->add_subcommand("clear", "remove every rule");
   add_target(fault_clear);
 
@@ -299,6 +309,10 @@ int Run(int argc, char** argv) {
 
   if (*create) {
     CreateOptions co;
+    if (sector_size_text != "512" && sector_size_text != "4096") {
+      Fail("--sector-size '" + sector_size_text + "' is not 512 or 4096", 2);
+    }
+    const uint32_t sector_size = sector_size_text == "512" ? 512 : 4096;
     co.sector_size = sector_size;
     if (!spare_size_text.empty()) {
       auto size = ParseByteSize(spare_size_text);
@@ -313,21 +327,43 @@ int Run(int argc, char** argv) {
     paths.db = AbsolutePath(paths.db);
     Check(CreateSet(Env::Default(), paths, co));
     auto meta = OpenDb(Target{"", paths.db, false});
+    std::string mount_opts = "spare=" + EscapeMountOption(paths.spare) + ",db=" + EscapeMountOption(paths.db);
+    if (mount_opts.find('\\') != std::string::npos) mount_opts = "'" + mount_opts + "'";  // keep \, from the shell
     std::cout << "created set " << meta->info().uuid << ": " << meta->info().main_size / sector_size
               << " sectors of " << sector_size << " bytes, " << meta->info().slot_count << " spare slots\n"
               << "DB: " << paths.db << "\n"
-              << "mount it: remapfs " << paths.main << " MOUNTPOINT -o spare=" << paths.spare
-              << ",db=" << paths.db << "\n";
+              << "mount it: remapfs " << paths.main << " MOUNTPOINT -o " << mount_opts << "\n";
     return 0;
   }
 
-  Target t = Resolve(target_path);
+  // Every number is checked before TARGET is looked at.
   SectorRange range{0, UINT64_MAX};
-  if (!sectors_text.empty() || *fault_add) {  // fault add: --sectors "" is no range
+  if (list_sectors->count() > 0 || *fault_add) {  // given: "" is no range, not "all"
     auto r = ParseSectorRange(sectors_text);
     if (!r) Fail("--sectors '" + sectors_text + "' is not N, A-B or A+COUNT", 2);
     range = *r;
   }
+  FaultRule parsed;
+  if (*fault_add) {
+    auto dev = ParseDevice(device);
+    auto fop = ParseFaultOp(op);
+    if (!dev) Fail("--device '" + device + "' is not main or spare", 2);
+    if (!fop) Fail("--op '" + op + "' is not read, write or both", 2);
+    parsed.device = *dev;
+    parsed.op = *fop;
+    parsed.sectors = range;
+    // 0 would be the JSON form of "always", which leaving --times out says.
+    if (times_text == "0") Fail("--times 0 is not a count: leave --times out for a rule that always hits", 2);
+    if (times_opt->count() > 0) parsed.times = Number("--times", times_text, 1, FaultRule::kMaxTimes);
+    const Status p = ParseProbability("--probability", probability_text, &parsed.probability);
+    if (!p.ok()) Fail(p.message(), 2);
+    parsed.seed = Number("--seed", seed_text, 0, UINT64_MAX);
+    parsed.delay_ms = static_cast<uint32_t>(Number("--delay-ms", delay_ms_text, 0, FaultRule::kMaxDelayMs));
+  }
+  const size_t event_limit = Number("--limit", event_limit_text, 1, kMaxEventLimit);
+  const uint64_t rule_id = *fault_remove ? Number("ID", rule_id_text, 1, INT64_MAX) : 0;
+
+  Target t = Resolve(target_path);
 
   if (*status) {
     print(t.live ? Call(t, {{"verb", "status"}}) : OfflineStatus(t), PrintStatus);
@@ -370,13 +406,9 @@ int Run(int argc, char** argv) {
       PrintTable(rows);
     });
   } else if (*fault_add) {
-    json rule{{"device", device}, {"first", range.first}, {"count", range.count}, {"op", op},
-              {"times", times}, {"probability", probability}, {"seed", seed}, {"delay_ms", delay_ms}};
-    FaultRule parsed;
-    Check(FaultRuleFromJson(rule, &parsed));
     FaultRule added;
     if (t.live) {
-      Check(FaultRuleFromJson(Call(t, {{"verb", "fault-add"}, {"rule", rule}}), &added));
+      Check(FaultRuleFromJson(Call(t, {{"verb", "fault-add"}, {"rule", FaultRuleToJson(parsed)}}), &added));
     } else {
       Precheck(t, [&](MetaStore& m) {
         return parsed.Validate(parsed.device == Device::kMain ? m.info().main_size / m.info().sector_size
@@ -400,15 +432,20 @@ int Run(int argc, char** argv) {
     if (t.live) {
       Call(t, {{"verb", "fault-remove"}, {"id", rule_id}});
     } else {
+      bool damaged = false;  // an invalid rule: the open drops it
       Precheck(t, [&](MetaStore& m) {
         std::vector<FaultRule> rules;
-        Status s = m.LoadFaultRules(&rules);
-        if (s.ok() && std::none_of(rules.begin(), rules.end(), [&](const FaultRule& r) { return r.id == rule_id; })) {
+        std::vector<InvalidFaultRule> invalid;
+        Status s = m.LoadFaultRules(&rules, &invalid);
+        damaged = std::any_of(invalid.begin(), invalid.end(),
+                              [&](const InvalidFaultRule& r) { return r.id == static_cast<int64_t>(rule_id); });
+        if (s.ok() && !damaged &&
+            std::none_of(rules.begin(), rules.end(), [&](const FaultRule& r) { return r.id == rule_id; })) {
           s = Status::NotFound("no fault rule with id " + std::to_string(rule_id));
         }
         return s;
       });
-      Offline(t, [&](Engine* e) { return e->RemoveFaultRule(rule_id); });
+      Offline(t, [&](Engine* e) { return damaged ? Status::OK() : e->RemoveFaultRule(rule_id); });
     }
     std::cout << "removed fault rule " << rule_id << "\n";
   } else if (*fault_clear) {

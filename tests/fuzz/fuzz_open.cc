@@ -177,7 +177,8 @@ void OneInput(const uint8_t* data, size_t size) {
       std::vector<Event> events;
       (void)meta->LoadEvents(50, &events);
       std::vector<FaultRule> rules;
-      (void)meta->LoadFaultRules(&rules);
+      std::vector<InvalidFaultRule> invalid;
+      (void)meta->LoadFaultRules(&rules, &invalid);
     }
   }
 

@@ -53,6 +53,16 @@ live_refused fault add "$MNT" --device disk --sectors 1-4 --op write
 live_refused fault add "$MNT" --device main --sectors 1-4 --op sometimes
 live_refused fault add "$MNT" --device main --sectors 99999990-99999999 --op write
 live_refused fault remove "$MNT" 999
+# Numbers that CLI11 or sscanf would take and wrap around (issue 7, item 6).
+live_refused fault add "$MNT" --sectors 1 --times -1
+live_refused fault add "$MNT" --sectors 1 --times=-1
+live_refused fault add "$MNT" --sectors 1 --times 18446744073709551616
+live_refused fault add "$MNT" --sectors 1 --times 0
+live_refused fault add "$MNT" --sectors 1 --seed -1
+live_refused fault add "$MNT" --sectors 1 --delay-ms 4294967296
+live_refused fault add "$MNT" --sectors 1 --probability nan
+live_refused fault remove "$MNT" -1
+live_refused fault remove "$MNT" 18446744073709551617
 must "$REMAPCTL" fault list "$MNT" --json
 assert_eq "rules after the refused fault commands" 1 "$(jqr length)"
 
@@ -96,6 +106,12 @@ refused "remapfs: unknown -o flag" "$REMAPFS" "$A_MAIN" "$MNT2" -o "$RO,frobnica
 refused "remapfs: bad name=" "$REMAPFS" "$A_MAIN" "$MNT2" -o "$RO,name=a/b"
 refused "remapfs: bad log_level=" "$REMAPFS" "$A_MAIN" "$MNT2" -o "$RO,log=$T/logs/bad.log,log_level=loud"
 refused "remapfs: bad threads=" "$REMAPFS" "$A_MAIN" "$MNT2" -o "$RO,threads=0"
+# Numbers and names (issue 7, item 6): sscanf's %u took "-5" and wrapped it.
+for opt in threads=-1 threads=65 threads= threads=4x commit_ms=-5 commit_ms=99999999999999999999 commit_ms=0 \
+           commit_ms=3600001 name=.. name=. name= "name=$(printf 'a\tb')" spare= db=; do
+  refused "remapfs: -o $opt" "$REMAPFS" "$A_MAIN" "$MNT2" -o "$RO,$opt"
+done
+assert_contains "remapfs: -o db= (the last one)" "db= is empty" "$(ERR)"
 refused "remapctl: unknown verb" "$REMAPCTL" frobnicate "$A_DB"
 refused "remapctl: unknown option" "$REMAPCTL" status "$A_DB" --frobnicate
 refused "remapctl: missing TARGET" "$REMAPCTL" status
@@ -115,6 +131,39 @@ refused "remapctl: bad --op" "$REMAPCTL" fault add "$A_DB" --device main --secto
 refused "remapctl: bad --probability" "$REMAPCTL" fault add "$A_DB" --device main --sectors 1-2 --probability 2
 refused "remapctl: bad list --sectors" "$REMAPCTL" list "$A_DB" --sectors 5-1
 refused "remapctl: fault remove unknown id" "$REMAPCTL" fault remove "$A_DB" 4242
+# Numbers (issue 7, item 6): one line, exit 2 (bad usage), nothing opened.
+refused_usage() {
+  local what=$1
+  refused "$@"
+  assert_eq "$what: exit" 2 "$RC"
+}
+refused_usage "remapctl: --times -1" "$REMAPCTL" fault add "$A_DB" --sectors 1 --times -1
+refused_usage "remapctl: --times=-1" "$REMAPCTL" fault add "$A_DB" --sectors 1 --times=-1
+refused_usage "remapctl: --times 2^64" "$REMAPCTL" fault add "$A_DB" --sectors 1 --times 18446744073709551616
+refused_usage "remapctl: --times 2^63" "$REMAPCTL" fault add "$A_DB" --sectors 1 --times 9223372036854775808
+refused_usage "remapctl: --times 0" "$REMAPCTL" fault add "$A_DB" --sectors 1 --times 0
+assert_contains "--times 0" "leave --times out" "$(ERR)"
+refused_usage "remapctl: --times ''" "$REMAPCTL" fault add "$A_DB" --sectors 1 --times ""
+refused_usage "remapctl: --seed -1" "$REMAPCTL" fault add "$A_DB" --sectors 1 --seed -1
+refused_usage "remapctl: --seed 2^64" "$REMAPCTL" fault add "$A_DB" --sectors 1 --seed 18446744073709551616
+refused_usage "remapctl: --delay-ms -1" "$REMAPCTL" fault add "$A_DB" --sectors 1 --delay-ms -1
+refused_usage "remapctl: --delay-ms 2^32" "$REMAPCTL" fault add "$A_DB" --sectors 1 --delay-ms 4294967296
+refused_usage "remapctl: --probability 0" "$REMAPCTL" fault add "$A_DB" --sectors 1 --probability 0
+refused_usage "remapctl: --probability -0.5" "$REMAPCTL" fault add "$A_DB" --sectors 1 --probability -0.5
+refused_usage "remapctl: --probability nan" "$REMAPCTL" fault add "$A_DB" --sectors 1 --probability nan
+refused_usage "remapctl: --probability 1e-400" "$REMAPCTL" fault add "$A_DB" --sectors 1 --probability 1e-400
+refused_usage "remapctl: events --limit -1" "$REMAPCTL" events "$A_DB" --limit -1
+refused_usage "remapctl: events --limit 0" "$REMAPCTL" events "$A_DB" --limit 0
+refused_usage "remapctl: events --limit 2^64" "$REMAPCTL" events "$A_DB" --limit 18446744073709551616
+refused_usage "remapctl: fault remove -1" "$REMAPCTL" fault remove "$A_DB" -1
+refused_usage "remapctl: fault remove 0" "$REMAPCTL" fault remove "$A_DB" 0
+refused_usage "remapctl: fault remove 1x" "$REMAPCTL" fault remove "$A_DB" 1x
+refused_usage "remapctl: list --sectors ''" "$REMAPCTL" list "$A_DB" --sectors ""
+assert_contains "list --sectors ''" "is not N, A-B or A+COUNT" "$(ERR)"
+refused_usage "remapctl: list --sectors=" "$REMAPCTL" list "$A_DB" --sectors=
+refused_usage "remapctl: remap -1" "$REMAPCTL" remap "$A_DB" -1
+refused_usage "remapctl: --sector-size 2^32+4096" "$REMAPCTL" create "$T/odd.img" "$T/odd.spare" --db "$T/odd.db" --sector-size 4294971392 --spare-size 4M
+refused_usage "remapctl: --sector-size -4096" "$REMAPCTL" create "$T/odd.img" "$T/odd.spare" --db "$T/odd.db" --sector-size -4096 --spare-size 4M
 refused "remapctl: create over an existing set" "$REMAPCTL" create "$A_MAIN" "$A_SPARE" --db "$A_DB"
 refused "remapctl: create with SPARE of a set" "$REMAPCTL" create "$A_MAIN" "$A_SPARE" --db "$T/new.db"
 [[ ! -e $T/new.db ]] || fail "create made $T/new.db"
