@@ -87,7 +87,7 @@ class PosixBackend final : public Backend {
     // glibc falls back to writing a zero into each unallocated block where
     // the filesystem has no fallocate; either way the data stays as it is.
     const int err = ::posix_fallocate(fd_, 0, static_cast<off_t>(size_));
-    if (err != 0) return Status::FromErrno("reserve the " + std::to_string(size_) + " bytes of " + path_, err);
+    if (err != 0) return Status::FromErrno("posix_fallocate " + path_, err);
     return Status::OK();
   }
 

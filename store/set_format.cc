@@ -223,8 +223,8 @@ Status CreateSet(Env* env, const SetPaths& paths, const CreateOptions& options) 
   if (s.ok()) {
     Status r = spare->Reserve();
     if (!r.ok()) {
-      s = Status::IOError("SPARE " + paths.spare + ": cannot reserve its space (" + r.message() +
-                              "); free space on its filesystem or make the spare smaller",
+      s = Status::IOError("cannot reserve the " + std::to_string(spare->Size()) + " bytes of SPARE: " + r.message() +
+                              "; free space on its filesystem or make the spare smaller",
                           r.ToErrno());
     }
   }
