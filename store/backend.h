@@ -19,6 +19,8 @@
 
 namespace remapfs {
 
+struct ImageIdentity;
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -36,6 +38,14 @@ class Backend {
   virtual uint64_t Size() const = 0;
   // The path, for messages.
   virtual const std::string& path() const = 0;
+  // What the image is beyond its size, for MAIN's identity (identity.h).
+  virtual Status Identify(ImageIdentity* id) = 0;
+  // Stamps the image as set `uuid`'s MAIN (empty: removes the stamp).
+  // REQUIRES: Identify said it is stampable.
+  virtual Status Stamp(const std::string& uuid) = 0;
+  // Gives a regular file all its blocks, so that no later write of it can
+  // fail for want of space on its filesystem; nothing for a block device.
+  virtual Status Reserve() = 0;
 };
 
 // A growable buffer aligned for O_DIRECT (4096 bytes). Not thread-safe:
@@ -65,6 +75,10 @@ struct BackendOptions {
   bool read_only = false;
 };
 
+// fsync of the directory that holds `path`, so that a name just created or
+// renamed there survives a power cut.
+Status SyncParentDir(const std::string& path);
+
 class Env {
  public:
   virtual ~Env() = default;
@@ -75,8 +89,8 @@ class Env {
   // Opens an existing regular file or block device.
   virtual Status OpenBackend(const std::string& path, const BackendOptions& options,
                              std::unique_ptr<Backend>* result) = 0;
-  // Creates a new owner-only regular file of the given size; refuses to
-  // replace an existing file.
+  // Creates a new owner-only regular file of the given size, durably (its
+  // name too); refuses to replace an existing file.
   virtual Status CreateFile(const std::string& path, uint64_t size) = 0;
   virtual bool FileExists(const std::string& path) = 0;
   virtual void DeleteFile(const std::string& path) = 0;

@@ -2,20 +2,26 @@
 
 #include <optional>
 
+#include "store/identity.h"
+
 namespace remapfs {
 
-Status ValidateParts(const SetInfo& info, Backend* main, Backend* spare) {
+Status ValidateParts(const SetInfo& info, const std::string& db, Backend* main, Backend* spare, bool adopt_main) {
   if (main->Size() != info.main_size) {
     return Status::Mismatch("MAIN " + main->path() + " is " + std::to_string(main->Size()) +
                             " bytes but the set was made for " + std::to_string(info.main_size) +
                             "; was MAIN replaced or resized?");
   }
+  ImageIdentity id;
+  Status s = main->Identify(&id);
+  if (s.ok()) s = CheckMainIdentity(info, db, main->path(), id, adopt_main);
+  if (!s.ok()) return s;
   if (spare->Size() < kSpareHeaderSize) {
     return Status::Corruption("SPARE " + spare->path() + " is truncated (" + std::to_string(spare->Size()) +
                               " bytes, no room for its header)");
   }
   std::string head(kSpareHeaderSize, '\0');
-  Status s = spare->ReadAt(0, head.size(), head.data());
+  s = spare->ReadAt(0, head.size(), head.data());
   if (!s.ok()) return s;
   SpareHeader h;
   s = DecodeSpareHeader(head, &h);
@@ -121,7 +127,7 @@ Status CheckSet(Env* env, const SetPaths& paths, std::vector<std::string>* probl
   s = env->OpenBackend(paths.main, BackendOptions{.read_only = true}, &main);
   if (s.ok()) s = env->OpenBackend(paths.spare, BackendOptions{.read_only = true}, &spare);
   if (!s.ok()) return s;
-  s = ValidateParts(meta->info(), main.get(), spare.get());
+  s = ValidateParts(meta->info(), paths.db, main.get(), spare.get());
   if (!s.ok()) {
     problems->push_back(s.message());
     return Status::OK();

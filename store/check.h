@@ -13,10 +13,13 @@
 
 namespace remapfs {
 
-// Checks that MAIN and SPARE are the parts the DB describes: the spare
-// header decodes and names the DB's UUID, sector size, slot count and MAIN
-// size; MAIN still has that size; SPARE is not truncated. Reads only.
-Status ValidateParts(const SetInfo& info, Backend* main, Backend* spare);
+// Checks that MAIN and SPARE are the parts the DB (at `db`) describes: MAIN
+// still has its size and is the disk or file the set was made with
+// (identity.h; adopt_main: any not stamped by another set, for `remapctl
+// rebind`); the spare header decodes and names the DB's UUID, sector size,
+// slot count and MAIN size; SPARE is not truncated. Reads only.
+Status ValidateParts(const SetInfo& info, const std::string& db, Backend* main, Backend* spare,
+                     bool adopt_main = false);
 
 // Loads the DB's table into *table and *alloc (both empty, sized from the
 // DB's identity) and appends a line to *problems for every inconsistency:

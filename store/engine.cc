@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "store/check.h"
+#include "store/identity.h"
 
 namespace remapfs {
 
@@ -95,7 +96,7 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
   const BackendOptions bo{.direct = options.direct_io, .lock = true};
   s = env->OpenBackend(paths.main, bo, &main);
   if (s.ok()) s = env->OpenBackend(paths.spare, bo, &spare);
-  if (s.ok()) s = ValidateParts(info, main.get(), spare.get());
+  if (s.ok()) s = ValidateParts(info, paths.db, main.get(), spare.get(), options.rebind_main);
   if (!s.ok()) return s;
 
   std::unique_ptr<Engine> engine(new Engine(info, options));
@@ -147,6 +148,26 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
     }
   }
 
+  // Every check passed: now MAIN's identity may be recorded, the first time
+  // for a set made before DB format 2.
+  if (info.main_identity.empty() || options.rebind_main) {
+    const std::string before = info.main_identity;
+    std::string identity;
+    s = StampMain(main.get(), info.uuid, &identity);
+    if (s.ok() && identity != before) s = meta->SetMainIdentity(identity);
+    if (!s.ok()) return s;
+    if (before.empty()) {
+      spdlog::info("set {}: recorded MAIN's identity '{}' (the set was made by an older remapfs)", info.uuid,
+                   identity);
+    } else if (identity != before) {
+      spdlog::info("set {}: MAIN is now {} (identity '{}', was '{}')", info.uuid, paths.main, identity, before);
+    }
+  }
+  if (info.main_identity == kSizeOnlyIdentity) {
+    spdlog::warn("set {}: MAIN {} has no stable identifier (no serial, WWN or by-id name): only its size tells it "
+                 "from another disk",
+                 info.uuid, paths.main);
+  }
   // Read before SetOpen, which sets info.clean (a reference) to false.
   engine->was_clean_ = info.clean;
   s = meta->SetOpen(AbsolutePath(paths.main), AbsolutePath(paths.spare));

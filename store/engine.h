@@ -46,6 +46,10 @@ struct EngineOptions {
   std::chrono::milliseconds commit_interval{1000};
   // The SQLite VFS for the DB (tests: FaultVfs::Name()); empty: the default.
   std::string sqlite_vfs;
+  // Accept a MAIN whose identity differs from the recorded one and record
+  // its identity instead (`remapctl rebind`, after a move to a clone). Its
+  // size must still match, and another set's MAIN is still refused.
+  bool rebind_main = false;
 };
 
 // The manual sector changes (Engine::Remap, Unremap, MarkPending), and the
@@ -61,8 +65,9 @@ Status CheckSectorChange(SectorChange change, uint64_t sector, std::optional<uin
 class Engine {
  public:
   // Opens a set. Refuses with one clear line, and modifies nothing, when the
-  // parts do not belong together, MAIN's size changed, a file is corrupt or
-  // truncated, or another process has the set (Busy).
+  // parts do not belong together, MAIN's size or identity changed (see
+  // identity.h), a file is corrupt or truncated, or another process has the
+  // set (Busy). Records MAIN's identity when the DB has none yet.
   static Status Open(const SetPaths& paths, const EngineOptions& options, std::unique_ptr<Engine>* result);
   // Closes (see Close) if not done yet.
   ~Engine();

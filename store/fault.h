@@ -109,6 +109,9 @@ class FaultyBackend final : public Backend {
   Status Sync() override { return base_->Sync(); }
   uint64_t Size() const override { return base_->Size(); }
   const std::string& path() const override { return base_->path(); }
+  Status Identify(ImageIdentity* id) override { return base_->Identify(id); }
+  Status Stamp(const std::string& uuid) override { return base_->Stamp(uuid); }
+  Status Reserve() override { return base_->Reserve(); }
 
  private:
   Status Apply(FaultOp op, uint64_t offset, size_t n);

@@ -1,5 +1,7 @@
 #include "store/mem_env.h"
 
+#include "store/identity.h"
+
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -19,6 +21,8 @@ struct MemEnv::File {
   std::set<uint64_t> dirty;     // blocks written since the last Sync
   bool locked = false;
   int read_errno = 0, write_errno = 0, sync_errno = 0;  // MemEnv::InjectError
+  uint64_t ino = 0;             // unique per file, as an inode number
+  std::string stamp;            // the identity stamp (identity.h)
 };
 
 namespace {
@@ -70,6 +74,18 @@ class MemBackend final : public Backend {
   }
   const std::string& path() const override { return path_; }
 
+  Status Identify(ImageIdentity* id) override {
+    std::lock_guard lock(file_->mu);
+    *id = ImageIdentity{"file ino=" + std::to_string(file_->ino), true, file_->stamp, path_};
+    return Status::OK();
+  }
+  Status Stamp(const std::string& uuid) override {
+    std::lock_guard lock(file_->mu);
+    file_->stamp = uuid;
+    return Status::OK();
+  }
+  Status Reserve() override { return Status::OK(); }
+
  private:
   const std::string path_;
   const std::shared_ptr<MemEnv::File> file_;
@@ -104,6 +120,7 @@ Status MemEnv::CreateFile(const std::string& path, uint64_t size) {
   std::lock_guard lock(mu_);
   if (files_.count(path)) return Status::FromErrno("create " + path, EEXIST);
   auto f = std::make_shared<File>();
+  f->ino = next_ino_++;
   f->current.assign(size, '\0');
   f->durable = f->current;
   files_.emplace(path, std::move(f));

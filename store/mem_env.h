@@ -52,6 +52,7 @@ class MemEnv final : public Env {
  private:
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<File>> files_;  // GUARDED_BY(mu_)
+  uint64_t next_ino_ = 1;                                // GUARDED_BY(mu_)
 };
 
 }  // namespace remapfs

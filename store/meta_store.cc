@@ -24,7 +24,8 @@ CREATE TABLE set_info(
   clean INTEGER NOT NULL,
   last_error TEXT NOT NULL DEFAULT '',
   main_path TEXT NOT NULL,
-  spare_path TEXT NOT NULL);
+  spare_path TEXT NOT NULL,
+  main_identity TEXT NOT NULL DEFAULT '');
 CREATE TABLE sectors(sector INTEGER PRIMARY KEY, slot INTEGER);  -- slot NULL: pending
 CREATE TABLE bad_slots(slot INTEGER PRIMARY KEY);
 CREATE TABLE fault_rules(
@@ -64,7 +65,7 @@ Status MetaStore::Create(const std::string& path, const SetInfo& info, const std
       sqlite::Statement st;
       s = st.Prepare(*db,
                      "INSERT INTO set_info(id, uuid, sector_size, main_size, slot_count, created_us, clean, "
-                     "main_path, spare_path) VALUES (1, ?, ?, ?, ?, ?, 1, ?, ?)");
+                     "main_path, spare_path, main_identity) VALUES (1, ?, ?, ?, ?, ?, 1, ?, ?, ?)");
       if (s.ok()) {
         s = st.Bind(1, info.uuid)
                 .Bind(2, int64_t{info.sector_size})
@@ -73,6 +74,7 @@ Status MetaStore::Create(const std::string& path, const SetInfo& info, const std
                 .Bind(5, info.created_us)
                 .Bind(6, info.main_path)
                 .Bind(7, info.spare_path)
+                .Bind(8, info.main_identity)
                 .Run();
       }
     }
@@ -123,14 +125,16 @@ Status MetaStore::ReadInfo() {
   s = st.Prepare(*db_, "PRAGMA user_version");
   if (s.ok()) s = st.Step(&row);
   if (!s.ok()) return s;
-  if (st.Int(0) != kFormatVersion) {
-    return Status::Corruption("DB " + path + " has format version " + std::to_string(st.Int(0)) +
-                              "; this remapfs reads version " + std::to_string(kFormatVersion));
+  format_version_ = st.Int(0);
+  if (format_version_ != 1 && format_version_ != kFormatVersion) {
+    return Status::Corruption("DB " + path + " has format version " + std::to_string(format_version_) +
+                              "; this remapfs reads versions 1 to " + std::to_string(kFormatVersion));
   }
-  s = st.Prepare(*db_,
-                 "SELECT uuid, sector_size, main_size, slot_count, created_us, clean, last_error, "
-                 "main_path, spare_path "
-                 "FROM set_info WHERE id = 1");
+  // Format 1 has no main_identity column.
+  const std::string select = std::string("SELECT uuid, sector_size, main_size, slot_count, created_us, clean, ") +
+                             "last_error, main_path, spare_path, " +
+                             (format_version_ == 1 ? "''" : "main_identity") + " FROM set_info WHERE id = 1";
+  s = st.Prepare(*db_, select.c_str());
   if (s.ok()) s = st.Step(&row);
   if (s.IsIOError()) return s;
   if (!s.ok()) return Status::Corruption("DB " + path + " is damaged: " + s.message());
@@ -144,6 +148,7 @@ Status MetaStore::ReadInfo() {
   info_.last_error = st.Text(6);
   info_.main_path = st.Text(7);
   info_.spare_path = st.Text(8);
+  info_.main_identity = st.Text(9);
   if ((info_.sector_size != 512 && info_.sector_size != 4096) || info_.main_size == 0 ||
       info_.main_size % info_.sector_size != 0) {
     return Status::Corruption("DB " + path + " holds an impossible set identity (sector size " +
@@ -434,6 +439,24 @@ Status MetaStore::SetOpen(const std::string& main_path, const std::string& spare
 Status MetaStore::SetClean(bool clean) {
   Status s = db_->Exec(std::string("UPDATE set_info SET clean = ") + (clean ? "1" : "0") + " WHERE id = 1");
   if (s.ok()) info_.clean = clean;
+  return s;
+}
+
+Status MetaStore::SetMainIdentity(const std::string& identity) {
+  sqlite::Transaction txn(*db_);
+  Status s = txn.status();
+  if (s.ok() && format_version_ == 1) {
+    s = db_->Exec("ALTER TABLE set_info ADD COLUMN main_identity TEXT NOT NULL DEFAULT ''; PRAGMA user_version=" +
+                  std::to_string(kFormatVersion));
+  }
+  sqlite::Statement st;
+  if (s.ok()) s = st.Prepare(*db_, "UPDATE set_info SET main_identity = ? WHERE id = 1");
+  if (s.ok()) s = st.Bind(1, identity).Run();
+  if (s.ok()) s = txn.Commit();
+  if (s.ok()) {
+    format_version_ = kFormatVersion;
+    info_.main_identity = identity;
+  }
   return s;
 }
 

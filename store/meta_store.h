@@ -4,7 +4,9 @@
 //
 // Format: application_id 0x524D4150 ("RMAP"), user_version kFormatVersion,
 // WAL journal, synchronous=FULL. Opening validates the identity without
-// writing anything, so a refused open leaves the file as it was.
+// writing anything, so a refused open leaves the file as it was. A DB of
+// format 1 (no MAIN identity) is read as it is and becomes format 2 when
+// SetMainIdentity records one.
 //
 // Thread-safety: one thread at a time. While an engine runs, only its
 // metadata writer thread touches its MetaStore.
@@ -24,7 +26,7 @@
 namespace remapfs {
 
 inline constexpr int64_t kApplicationId = 0x524D4150;
-inline constexpr int64_t kFormatVersion = 1;
+inline constexpr int64_t kFormatVersion = 2;
 
 struct SetInfo {
   std::string uuid;
@@ -38,6 +40,9 @@ struct SetInfo {
   // given only the DB can find them.
   std::string main_path;
   std::string spare_path;
+  // MAIN's identity (identity.h); empty in a DB of format 1, until the set's
+  // next open records it.
+  std::string main_identity;
 };
 
 // A fault_rules row that is not a valid rule; `id` is the row's.
@@ -85,6 +90,8 @@ class MetaStore {
   // closed in order (clean=true).
   Status SetOpen(const std::string& main_path, const std::string& spare_path);
   Status SetClean(bool clean);
+  // Records MAIN's identity (and makes a DB of format 1 format 2).
+  Status SetMainIdentity(const std::string& identity);
   // Records why the last run could not stop in order (set_info.last_error;
   // empty clears it), for the next open to report.
   Status SetLastError(const std::string& message);
@@ -104,6 +111,7 @@ class MetaStore {
 
   std::unique_ptr<sqlite::Database> db_;
   SetInfo info_;
+  int64_t format_version_ = kFormatVersion;
   sqlite::Statement put_sector_, erase_sector_, put_bad_slot_, put_rule_, erase_rule_,
       erase_all_rules_, put_event_, trim_events_, put_counter_;
   // Multi-row forms of put_sector_ and put_event_ (Apply's big batches).

@@ -10,9 +10,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 
 #include "store/backend.h"
+#include "store/identity.h"
 
 namespace remapfs {
 namespace {
@@ -89,6 +91,19 @@ class PosixBackend final : public Backend {
 
   uint64_t Size() const override { return size_; }
   const std::string& path() const override { return path_; }
+  Status Identify(ImageIdentity* id) override { return IdentifyFd(fd_, path_, id); }
+  Status Stamp(const std::string& uuid) override { return StampFd(fd_, path_, uuid); }
+
+  Status Reserve() override {
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) return Status::FromErrno("stat " + path_, errno);
+    if (!S_ISREG(st.st_mode)) return Status::OK();
+    // glibc falls back to writing a zero into each unallocated block where
+    // the filesystem has no fallocate; either way the data stays as it is.
+    const int err = ::posix_fallocate(fd_, 0, static_cast<off_t>(size_));
+    if (err != 0) return Status::FromErrno("posix_fallocate " + path_, err);
+    return Status::OK();
+  }
 
  private:
   bool Aligned(uint64_t offset, size_t n, const char* buf) const {
@@ -183,7 +198,9 @@ class PosixEnv final : public Env {
     if (fd < 0) return Status::FromErrno("create " + path, errno);
     Status s;
     if (::ftruncate(fd, static_cast<off_t>(size)) != 0) s = Status::FromErrno("resize " + path, errno);
+    if (s.ok() && ::fsync(fd) != 0) s = Status::FromErrno("fsync " + path, errno);
     ::close(fd);
+    if (s.ok()) s = SyncParentDir(path);
     if (!s.ok()) ::unlink(path.c_str());
     return s;
   }
@@ -193,6 +210,17 @@ class PosixEnv final : public Env {
 };
 
 }  // namespace
+
+Status SyncParentDir(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("open directory " + dir, errno);
+  Status s;
+  if (::fsync(fd) != 0) s = Status::FromErrno("fsync directory " + dir, errno);
+  ::close(fd);
+  return s;
+}
 
 AlignedBuffer::~AlignedBuffer() { std::free(data_); }
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 
+#include "store/identity.h"
 #include "store/meta_store.h"
 #include "store/remap_table.h"
 
@@ -186,29 +187,51 @@ Status CreateSet(Env* env, const SetPaths& paths, const CreateOptions& options) 
                                    " bytes, not a non-zero multiple of the sector size " + std::to_string(ss));
   }
   const uint64_t min_spare = kSpareHeaderSize + ss;
+  if (options.spare_size && *options.spare_size < min_spare) {
+    return Status::InvalidArgument("a spare size of " + std::to_string(*options.spare_size) +
+                                   " bytes is out of range: a spare needs at least " + std::to_string(min_spare) +
+                                   " (its header and one slot)");
+  }
+  ImageIdentity main_id;
+  s = main->Identify(&main_id);
+  if (!s.ok()) return s;
+  if (!main_id.stamp.empty()) {
+    return Status::InvalidArgument("MAIN " + paths.main + " already belongs to set " + main_id.stamp + " (" +
+                                   kStampXattr + " of " + main_id.stamp_path +
+                                   "); give another MAIN, or if that set is gone for good, remove the stamp: "
+                                   "setfattr -x " + kStampXattr + " " + main_id.stamp_path);
+  }
   bool created_spare = false;
-  if (!env->FileExists(paths.spare) && options.spare_size != 0) {
-    if (options.spare_size < min_spare) {
-      return Status::InvalidArgument("a spare of " + std::to_string(options.spare_size) +
-                                     " bytes cannot hold one slot; it needs at least " + std::to_string(min_spare));
-    }
-    s = env->CreateFile(paths.spare, options.spare_size);
+  if (!env->FileExists(paths.spare) && options.spare_size) {
+    s = env->CreateFile(paths.spare, *options.spare_size);
     if (!s.ok()) return s;
     created_spare = true;
   }
   std::unique_ptr<Backend> spare;
   s = env->OpenBackend(paths.spare, BackendOptions{.lock = true}, &spare);
-  if (!s.ok()) return s;
-  if (spare->Size() < min_spare) {
-    return Status::InvalidArgument("SPARE " + paths.spare + " is " + std::to_string(spare->Size()) +
-                                   " bytes, too small for one slot; it needs at least " + std::to_string(min_spare));
+  if (s.ok() && spare->Size() < min_spare) {
+    s = Status::InvalidArgument("SPARE " + paths.spare + " is " + std::to_string(spare->Size()) +
+                                " bytes, too small for one slot; it needs at least " + std::to_string(min_spare));
   }
   std::string head(kSpareHeaderSize, '\0');
-  s = spare->ReadAt(0, head.size(), head.data());
-  if (!s.ok()) return s;
-  if (HasSpareMagic(head)) {
-    return Status::InvalidArgument("SPARE " + paths.spare +
-                                   " already holds a remapfs set; erase its first 4096 bytes to reuse it");
+  if (s.ok()) s = spare->ReadAt(0, head.size(), head.data());
+  if (s.ok() && HasSpareMagic(head)) {
+    s = Status::InvalidArgument("SPARE " + paths.spare +
+                                " already holds a remapfs set; erase its first 4096 bytes to reuse it");
+  }
+  // A sparse spare would hit ENOSPC at its first remaps, long after create.
+  if (s.ok()) {
+    Status r = spare->Reserve();
+    if (!r.ok()) {
+      s = Status::IOError("cannot reserve the " + std::to_string(spare->Size()) + " bytes of SPARE: " + r.message() +
+                              "; free space on its filesystem or make the spare smaller",
+                          r.ToErrno());
+    }
+  }
+  if (!s.ok()) {
+    spare.reset();
+    if (created_spare) env->DeleteFile(paths.spare);
+    return s;
   }
 
   SetInfo info;
@@ -222,18 +245,28 @@ Status CreateSet(Env* env, const SetPaths& paths, const CreateOptions& options) 
   info.created_us = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
+  s = StampMain(main.get(), info.uuid, &info.main_identity);
+  const bool stamped = s.ok() && main_id.stampable;
   // The DB is written under a temporary name and renamed last, so a failure
-  // in between leaves no DB that names a set without a spare header.
+  // in between leaves no DB that names a set without a spare header. The
+  // directory is synced after the rename, so that the set survives a power
+  // cut right after create.
   const std::string tmp = paths.db + ".creating";
-  s = MetaStore::Create(tmp, info);
+  bool renamed = false;
+  if (s.ok()) s = MetaStore::Create(tmp, info);
   if (s.ok()) {
     SpareHeader h{info.uuid, ss, info.slot_count, main_size, info.created_us};
     s = spare->WriteAt(0, kSpareHeaderSize, EncodeSpareHeader(h).data());
     if (s.ok()) s = spare->Sync();
     if (s.ok() && ::rename(tmp.c_str(), paths.db.c_str()) != 0) s = Status::FromErrno("rename " + tmp, errno);
+    renamed = s.ok();
+    if (s.ok()) s = SyncParentDir(paths.db);
   }
   if (!s.ok()) {
     for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((tmp + suffix).c_str());
+    if (renamed) ::unlink(paths.db.c_str());
+    if (stamped) main->Stamp("");
+    spare.reset();
     if (created_spare) env->DeleteFile(paths.spare);
   }
   return s;

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -46,17 +47,21 @@ struct SetPaths {
 
 struct CreateOptions {
   uint32_t sector_size = 4096;
-  // Create SPARE as a regular file of this many bytes when it does not exist;
-  // 0: SPARE must exist.
-  uint64_t spare_size = 0;
+  // Create SPARE as a regular file of this many bytes when it does not exist
+  // (at least kSpareHeaderSize + sector_size); nullopt: SPARE must exist.
+  std::optional<uint64_t> spare_size;
 };
 
 // InvalidArgument when two of the paths name one file (also through a link).
 Status CheckDistinctParts(const SetPaths& paths);
 
-// Makes a new set. Refuses, modifying nothing, when: the sector size is not
-// 512 or 4096, MAIN is empty or not a multiple of it, SPARE cannot hold one
-// slot, SPARE already holds a set, the DB exists, or two paths name one file.
+// Makes a new set: reserves SPARE's space (Backend::Reserve), stamps MAIN
+// and records its identity (identity.h), and makes every new name durable
+// (the directories are synced). Refuses, modifying nothing, when: the sector
+// size is not 512 or 4096, MAIN is empty or not a multiple of it, MAIN is
+// stamped as another set's, SPARE cannot hold one slot, SPARE already holds
+// a set, SPARE's space cannot be reserved, the DB exists, or two paths name
+// one file.
 Status CreateSet(Env* env, const SetPaths& paths, const CreateOptions& options);
 
 // Where the DB lives when none is named: beside a regular-file SPARE, as

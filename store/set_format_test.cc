@@ -3,6 +3,8 @@
 // SPARE and DB (and its WAL) exactly as they were, and say in one line what
 // is wrong (DESIGN.md: "bad input never modifies MAIN, SPARE or DB").
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include <sstream>
 
 #include "store/check.h"
+#include "store/identity.h"
 #include "store/testutil.h"
 
 namespace remapfs {
@@ -183,7 +186,7 @@ TEST_F(SetFormatTest, CreatesWith512ByteSectorsIntoAnExistingSpare) {
   SetPaths p = Paths("a");
   ASSERT_TRUE(env()->CreateFile(p.main, kMainSize).ok());
   ASSERT_TRUE(env()->CreateFile(p.spare, kSpareHeaderSize + 10 * 512 + 100).ok());  // a ragged tail
-  ASSERT_TRUE(CreateSet(env(), p, {512, 0}).ok());
+  ASSERT_TRUE(CreateSet(env(), p, {512, std::nullopt}).ok());
   std::unique_ptr<Engine> e;
   ASSERT_TRUE(Open(p, &e).ok());
   EXPECT_EQ(e->sector_size(), 512u);
@@ -216,9 +219,9 @@ TEST_F(SetFormatTest, CreateRefusesSpareTooSmallForOneSlot) {
   EXPECT_FALSE(fs::exists(p.spare));
   // Existing: left alone.
   Spit(p.spare, test::Pattern(kSpareHeaderSize + kSs - 1, 3));
-  ExpectCreateRefused(p, {kSs, 0}, Status::Code::kInvalidArgument, "one slot");
+  ExpectCreateRefused(p, {kSs, std::nullopt}, Status::Code::kInvalidArgument, "one slot");
   Spit(p.spare, test::Pattern(100, 3));
-  ExpectCreateRefused(p, {kSs, 0}, Status::Code::kInvalidArgument, "one slot");
+  ExpectCreateRefused(p, {kSs, std::nullopt}, Status::Code::kInvalidArgument, "one slot");
 }
 
 TEST_F(SetFormatTest, CreateRefusesToOverwriteADb) {
@@ -238,7 +241,7 @@ TEST_F(SetFormatTest, CreateRefusesASpareThatHoldsASet) {
   SetPaths p = Paths("b");
   ASSERT_TRUE(env()->CreateFile(p.main, kMainSize).ok());
   p.spare = a.spare;
-  ExpectCreateRefused(p, {kSs, 0}, Status::Code::kInvalidArgument, "already holds a remapfs set");
+  ExpectCreateRefused(p, {kSs, std::nullopt}, Status::Code::kInvalidArgument, "already holds a remapfs set");
   ExpectCreateRefused(p, {kSs, kSpareSize}, Status::Code::kInvalidArgument, "already holds a remapfs set");
   EXPECT_TRUE(Open(a).ok());  // set a is intact
 }
@@ -248,16 +251,16 @@ TEST_F(SetFormatTest, CreateRefusesOneFileTwice) {
   ASSERT_TRUE(env()->CreateFile(p.main, kMainSize).ok());
   ASSERT_TRUE(env()->CreateFile(p.spare, kSpareSize).ok());
   const std::string three = "three different files";
-  ExpectCreateRefused({p.main, p.main, p.db}, {kSs, 0}, Status::Code::kInvalidArgument, three);
-  ExpectCreateRefused({p.main, p.spare, p.main}, {kSs, 0}, Status::Code::kInvalidArgument, three);
-  ExpectCreateRefused({p.main, p.spare, p.spare}, {kSs, 0}, Status::Code::kInvalidArgument, three);
+  ExpectCreateRefused({p.main, p.main, p.db}, {kSs, std::nullopt}, Status::Code::kInvalidArgument, three);
+  ExpectCreateRefused({p.main, p.spare, p.main}, {kSs, std::nullopt}, Status::Code::kInvalidArgument, three);
+  ExpectCreateRefused({p.main, p.spare, p.spare}, {kSs, std::nullopt}, Status::Code::kInvalidArgument, three);
   // Another name for the same file: a hard link and a symlink.
   const std::string link = dir_.File("link.img"), sym = dir_.File("sym.img");
   ASSERT_EQ(::link(p.main.c_str(), link.c_str()), 0);
   ASSERT_EQ(::symlink(p.main.c_str(), sym.c_str()), 0);
-  ExpectCreateRefused({p.main, link, p.db}, {kSs, 0}, Status::Code::kInvalidArgument, three);
-  ExpectCreateRefused({sym, p.main, p.db}, {kSs, 0}, Status::Code::kInvalidArgument, three);
-  ExpectCreateRefused({p.main, dir_.path() + "/./a.main", p.db}, {kSs, 0},
+  ExpectCreateRefused({p.main, link, p.db}, {kSs, std::nullopt}, Status::Code::kInvalidArgument, three);
+  ExpectCreateRefused({sym, p.main, p.db}, {kSs, std::nullopt}, Status::Code::kInvalidArgument, three);
+  ExpectCreateRefused({p.main, dir_.path() + "/./a.main", p.db}, {kSs, std::nullopt},
                       Status::Code::kInvalidArgument, three);
 }
 
@@ -271,7 +274,7 @@ TEST_F(SetFormatTest, CreateRefusesMissingMain) {
   // A missing SPARE that is not to be made.
   ASSERT_TRUE(env()->CreateFile(p.main, kMainSize).ok());
   const auto before2 = Files(dir_.path());
-  s = CreateSet(env(), p, {kSs, 0});
+  s = CreateSet(env(), p, {kSs, std::nullopt});
   EXPECT_TRUE(s.IsNotFound()) << s.ToString();
   ExpectOneLine(s, p.spare);
   EXPECT_EQ(Files(dir_.path()), before2);
@@ -493,6 +496,205 @@ TEST_F(SetFormatTest, CheckSetOnAGoodSet) {
   ASSERT_TRUE(CheckSet(env(), {p.main, b.spare, p.db}, &problems).ok());
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_NE(problems[0].find("belongs to set"), std::string::npos) << problems[0];
+}
+
+
+// ------------------------------------------------------- MAIN's identity
+
+// The set stamp of a file; empty when it has none.
+std::string StampOf(const std::string& path) {
+  char buf[128];
+  const ssize_t n = ::getxattr(path.c_str(), kStampXattr, buf, sizeof(buf));
+  return n < 0 ? "" : std::string(buf, static_cast<size_t>(n));
+}
+
+// Read-write, which writes nothing but, unlike a read-only reader, leaves no
+// -wal and -shm files behind for a later refused open to remove.
+SetInfo InfoOf(const std::string& db) {
+  std::unique_ptr<MetaStore> meta;
+  Status s = MetaStore::Open(db, /*read_only=*/false, &meta);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return meta ? meta->info() : SetInfo{};
+}
+
+uint64_t InodeOf(const std::string& path) {
+  struct stat st;
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+  return st.st_ino;
+}
+
+TEST_F(SetFormatTest, CreateStampsMainAndRecordsItsIdentity) {
+  const SetPaths p = MakeSet("a");
+  const SetInfo info = InfoOf(p.db);
+  EXPECT_EQ(StampOf(p.main), info.uuid);
+  EXPECT_EQ(info.main_identity, "file ino=" + std::to_string(InodeOf(p.main)) + " stamped");
+  // The stamp is the only change create makes to MAIN: its bytes are as they were.
+  EXPECT_EQ(Slurp(p.main), std::string(kMainSize, '\0'));
+}
+
+TEST_F(SetFormatTest, RefusesADifferentMainOfTheSameSize) {
+  const SetPaths p = MakeSet("a");
+  const std::string data = test::Pattern(kSs, 7);
+  {
+    std::unique_ptr<Engine> e;
+    ASSERT_TRUE(Open(p, &e).ok());
+    ASSERT_TRUE(e->Remap(2).ok());
+    ASSERT_TRUE(e->Write(2 * kSs, data.size(), data.data()).ok());
+    ASSERT_TRUE(e->Close().ok());
+  }
+  // Another file of the same size, under another name.
+  const std::string other = dir_.File("other.main");
+  Spit(other, test::Pattern(kMainSize, 9));
+  ExpectOpenRefused({other, p.spare, p.db}, Status::Code::kMismatch, "remapctl rebind " + p.db + " --main " + other);
+  // A copy of MAIN (cp: a new file, no stamp).
+  const std::string copy = dir_.File("copy.main");
+  fs::copy_file(p.main, copy);
+  ExpectOpenRefused({copy, p.spare, p.db}, Status::Code::kMismatch, "not the disk or file");
+  // A copy that kept the stamp (cp -a, a restore from backup): still another file.
+  ASSERT_EQ(::setxattr(copy.c_str(), kStampXattr, StampOf(p.main).data(), StampOf(p.main).size(), 0), 0);
+  ExpectOpenRefused({copy, p.spare, p.db}, Status::Code::kMismatch, "not the disk or file");
+  // The other file renamed into MAIN's place.
+  const std::string saved = dir_.File("saved.main");
+  fs::rename(p.main, saved);
+  fs::rename(other, p.main);
+  ExpectOpenRefused(p, Status::Code::kMismatch, "not the disk or file");
+  // `remapctl check` says so too.
+  std::vector<std::string> problems;
+  ASSERT_TRUE(CheckSet(env(), p, &problems).ok());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("not the disk or file"), std::string::npos) << problems[0];
+  // MAIN itself, renamed: its identity goes with it.
+  std::unique_ptr<Engine> e;
+  ASSERT_TRUE(Open({saved, p.spare, p.db}, &e).ok());
+  std::string back(kSs, '\0');
+  ASSERT_TRUE(e->Read(2 * kSs, back.size(), back.data()).ok());
+  EXPECT_EQ(back, data);
+}
+
+TEST_F(SetFormatTest, RefusesTheMainOfAnotherSet) {
+  const SetPaths a = MakeSet("a");
+  const SetPaths b = MakeSet("b");
+  ExpectOpenRefused({b.main, a.spare, a.db}, Status::Code::kMismatch, "belongs to set " + InfoOf(b.db).uuid);
+  // Rebinding does not take another set's MAIN either.
+  const auto before = Files(dir_.path());
+  std::unique_ptr<Engine> e;
+  EngineOptions o;
+  o.env = env();
+  o.rebind_main = true;
+  Status s = Engine::Open({b.main, a.spare, a.db}, o, &e);
+  EXPECT_EQ(s.code(), Status::Code::kMismatch) << s.ToString();
+  EXPECT_EQ(Files(dir_.path()), before);
+  EXPECT_EQ(StampOf(b.main), InfoOf(b.db).uuid);
+}
+
+TEST_F(SetFormatTest, CreateRefusesAMainThatBelongsToASet) {
+  const SetPaths a = MakeSet("a");
+  SetPaths p = Paths("b");
+  p.main = a.main;
+  ExpectCreateRefused(p, {kSs, kSpareSize}, Status::Code::kInvalidArgument, "already belongs to set");
+  EXPECT_FALSE(fs::exists(p.spare));
+  EXPECT_FALSE(fs::exists(p.db));
+  EXPECT_EQ(StampOf(a.main), InfoOf(a.db).uuid);
+  EXPECT_TRUE(Open(a).ok());
+}
+
+TEST_F(SetFormatTest, RebindAdoptsAClone) {
+  const SetPaths p = MakeSet("a");
+  const std::string data = test::Pattern(2 * kSs, 3);
+  {
+    std::unique_ptr<Engine> e;
+    ASSERT_TRUE(Open(p, &e).ok());
+    ASSERT_TRUE(e->Write(4 * kSs, data.size(), data.data()).ok());
+    ASSERT_TRUE(e->Remap(5).ok());
+    ASSERT_TRUE(e->Close().ok());
+  }
+  const std::string clone = dir_.File("clone.main");
+  fs::copy_file(p.main, clone);
+  const SetPaths moved{clone, p.spare, p.db};
+  ExpectOpenRefused(moved, Status::Code::kMismatch, "remapctl rebind");
+  // A clone of the wrong size is refused even so.
+  const std::string small = dir_.File("small.main");
+  Spit(small, std::string(kMainSize - kSs, '\0'));
+  EngineOptions o;
+  o.env = env();
+  o.rebind_main = true;
+  std::unique_ptr<Engine> e;
+  EXPECT_EQ(Engine::Open({small, p.spare, p.db}, o, &e).code(), Status::Code::kMismatch);
+  ASSERT_TRUE(Engine::Open(moved, o, &e).ok());
+  ASSERT_TRUE(e->Close().ok());
+  e.reset();
+  const SetInfo info = InfoOf(p.db);
+  EXPECT_EQ(StampOf(clone), info.uuid);
+  EXPECT_EQ(info.main_identity, "file ino=" + std::to_string(InodeOf(clone)) + " stamped");
+  EXPECT_EQ(info.main_path, clone);
+  // The clone serves the set; the old MAIN no longer does.
+  ASSERT_TRUE(Open(moved, &e).ok());
+  std::string back(data.size(), '\0');
+  ASSERT_TRUE(e->Read(4 * kSs, back.size(), back.data()).ok());
+  EXPECT_EQ(back, data);
+  EXPECT_EQ(e->List(0, e->sector_count()), (std::vector<Mapping>{{5, 0}}));
+  ASSERT_TRUE(e->Close().ok());
+  ExpectOpenRefused(p, Status::Code::kMismatch, "not the disk or file");
+}
+
+TEST_F(SetFormatTest, SetOfFormatOneRecordsMainsIdentityAtItsNextOpen) {
+  const SetPaths p = MakeSet("a");
+  // A set as the previous format made it: no identity column, no stamp.
+  Sql(p.db, "ALTER TABLE set_info DROP COLUMN main_identity; PRAGMA user_version=1");
+  ASSERT_EQ(::removexattr(p.main.c_str(), kStampXattr), 0);
+  EXPECT_EQ(InfoOf(p.db).main_identity, "");
+  // A refused open does not migrate it; `remapctl check` takes it as it is.
+  ExpectOpenRefused({p.main, dir_.File("none.spare"), p.db}, Status::Code::kNotFound, "none.spare");
+  std::vector<std::string> problems;
+  ASSERT_TRUE(CheckSet(env(), p, &problems).ok());
+  EXPECT_TRUE(problems.empty());
+  EXPECT_EQ(StampOf(p.main), "");
+  // The next open records it.
+  std::unique_ptr<Engine> e;
+  ASSERT_TRUE(Open(p, &e).ok());
+  ASSERT_TRUE(e->Close().ok());
+  e.reset();
+  const SetInfo info = InfoOf(p.db);
+  EXPECT_EQ(StampOf(p.main), info.uuid);
+  EXPECT_EQ(info.main_identity, "file ino=" + std::to_string(InodeOf(p.main)) + " stamped");
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(p.db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), kFormatVersion);
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  // From now on a swap is refused.
+  const std::string other = dir_.File("other.main");
+  Spit(other, std::string(kMainSize, '\0'));
+  ExpectOpenRefused({other, p.spare, p.db}, Status::Code::kMismatch, "not the disk or file");
+}
+
+// ------------------------------------------------- SPARE's reserved space
+
+TEST_F(SetFormatTest, CreateReservesTheSpareItMakes) {
+  const SetPaths p = MakeSet("a");
+  struct stat st;
+  ASSERT_EQ(::stat(p.spare.c_str(), &st), 0);
+  EXPECT_GE(uint64_t(st.st_blocks) * 512, kSpareSize) << "the spare is sparse";
+}
+
+TEST_F(SetFormatTest, CreateReservesAnExistingSparseSpare) {
+  SetPaths p = Paths("a");
+  ASSERT_TRUE(env()->CreateFile(p.main, kMainSize).ok());
+  ASSERT_EQ(::truncate((Spit(p.spare, ""), p.spare.c_str()), kSpareSize), 0);
+  ASSERT_TRUE(CreateSet(env(), p, {kSs, std::nullopt}).ok());
+  struct stat st;
+  ASSERT_EQ(::stat(p.spare.c_str(), &st), 0);
+  EXPECT_GE(uint64_t(st.st_blocks) * 512, kSpareSize) << "the spare is sparse";
+}
+
+TEST_F(SetFormatTest, CreateRefusesASpareSizeOfZero) {
+  SetPaths p = Paths("a");
+  ASSERT_TRUE(env()->CreateFile(p.main, kMainSize).ok());
+  ExpectCreateRefused(p, {kSs, 0}, Status::Code::kInvalidArgument, "0 bytes is out of range");
+  EXPECT_FALSE(fs::exists(p.spare));
 }
 
 }  // namespace

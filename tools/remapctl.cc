@@ -18,6 +18,7 @@
 #include "store/check.h"
 #include "store/control.h"
 #include "store/engine.h"
+#include "store/identity.h"
 #include "store/meta_store.h"
 #include "store/parse.h"
 #include "store/set_format.h"
@@ -221,6 +222,12 @@ int Run(int argc, char** argv) {
   add_target(status);
   add_json(status);
 
+  std::string new_main;
+  auto* rebind = app.add_subcommand(
+      "rebind", "accept a new MAIN after a deliberate move (MAIN cloned to another disk or file): records its identity");
+  rebind->add_option("DB", target_path, "the set's DB (the set must not be mounted)")->required();
+  rebind->add_option("--main", new_main, "the new MAIN, of the set's size")->required();
+
   std::string sectors_text;
   auto* list = app.add_subcommand("list", "remapped and pending sectors");
   add_target(list);
@@ -332,7 +339,13 @@ int Run(int argc, char** argv) {
     std::cout << "created set " << meta->info().uuid << ": " << meta->info().main_size / sector_size
               << " sectors of " << sector_size << " bytes, " << meta->info().slot_count << " spare slots\n"
               << "DB: " << paths.db << "\n"
+              << "MAIN's identity: " << meta->info().main_identity << "\n"
               << "mount it: remapfs " << paths.main << " MOUNTPOINT -o " << mount_opts << "\n";
+    if (meta->info().main_identity == kSizeOnlyIdentity) {
+      std::cerr << "remapctl: warning: MAIN " << paths.main
+                << " has no stable identifier (no serial, WWN or by-id name): only its size tells it from "
+                   "another disk\n";
+    }
     return 0;
   }
 
@@ -364,6 +377,20 @@ int Run(int argc, char** argv) {
   const uint64_t rule_id = *fault_remove ? Number("ID", rule_id_text, 1, INT64_MAX) : 0;
 
   Target t = Resolve(target_path);
+  if (*rebind) {
+    if (t.live) Fail("set " + t.uuid + " is mounted; unmount it before `remapctl rebind`");
+    SetPaths paths{AbsolutePath(new_main), OpenDb(t)->info().spare_path, t.db};
+    EngineOptions eo;
+    eo.rebind_main = true;
+    std::unique_ptr<Engine> engine;
+    Status s = Engine::Open(paths, eo, &engine);
+    if (s.code() == Status::Code::kBusy) Fail(s.message() + "; unmount the set before `remapctl rebind`");
+    Check(s);
+    Check(engine->Close());
+    std::cout << "set " << t.uuid << " now has MAIN " << paths.main << " (identity: "
+              << OpenDb(t)->info().main_identity << ")\n";
+    return 0;
+  }
 
   if (*status) {
     print(t.live ? Call(t, {{"verb", "status"}}) : OfflineStatus(t), PrintStatus);

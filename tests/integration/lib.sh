@@ -312,7 +312,9 @@ after_mount() {
   local name=${3:-$(basename "$main")}
   EXPOSED=$mnt/$name
   [[ -f $EXPOSED ]] || fail "$EXPOSED does not exist in the mount"
-  assert_eq "size of $EXPOSED" "$(stat -c %s "$main")" "$(stat -c %s "$EXPOSED")"
+  local size
+  if [[ -b $main ]]; then size=$(blockdev --getsize64 "$main"); else size=$(stat -c %s "$main"); fi
+  assert_eq "size of $EXPOSED" "$size" "$(stat -c %s "$EXPOSED")"
   assert_eq "entries in $mnt" "$name" "$(ls -A "$mnt")"
   local pids
   pids=$(daemon_pids_for " $mnt ")
