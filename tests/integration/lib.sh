@@ -574,3 +574,39 @@ detach_loop() {
   done
   fail "$dev is still attached 10 s after losetup -d"
 }
+
+# --- a disk that fails on demand ------------------------------------------
+
+# failing_fs DIR SIZE: a real filesystem on a disk whose writes fail while a
+# trigger file exists, for failures that belong to the kernel (writeback
+# errors): nbdkit's memory plugin behind its error filter, exposed as a file
+# by nbdfuse, a loop device on that file (direct I/O, so errors are not
+# absorbed by a second page cache), and ext4 on it, mounted at DIR/fs.
+# `touch $FAIL_TRIGGER` makes every write of the disk fail with EIO; removing
+# it heals the disk. Sets FAILING_FS and FAIL_TRIGGER. Cleanup unmounts it
+# (the filesystem, lazily while a daemon still holds a file there, the loop
+# device, then nbdfuse).
+failing_fs() {
+  local dir=$1 size=$2 i
+  local tool
+  for tool in nbdkit nbdfuse mkfs.ext4; do
+    command -v "$tool" >/dev/null || skip "needs $tool (packages nbdkit, libnbd-bin, e2fsprogs)"
+  done
+  mkdir -p "$dir/nbd" "$dir/fs"
+  FAIL_TRIGGER=$dir/fail
+  # Not a start_bg job: cleanup must not kill it before the filesystem on it
+  # is gone; it exits when cleanup unmounts it (after what sits on it).
+  nbdfuse -P "$dir/nbdfuse.pid" "$dir/nbd/disk" [ nbdkit --filter=error memory "$size" \
+    error-pwrite=EIO error-pwrite-rate=100% error-pwrite-file="$FAIL_TRIGGER" ] &
+  for (( i = 0; i < 100; i++ )); do
+    [[ -s $dir/nbdfuse.pid ]] && break
+    sleep 0.1
+  done
+  [[ -f $dir/nbd/disk ]] || fail "nbdfuse did not expose $dir/nbd/disk"
+  attach_loop "$dir/nbd/disk" --direct-io=on
+  must mkfs.ext4 -q -F "$LOOP_DEV"
+  must mount -o errors=continue "$LOOP_DEV" "$dir/fs"
+  FS_MOUNTS+=("$dir/fs")
+  FAILING_FS=$dir/fs
+  log "failing disk: ext4 at $FAILING_FS on $LOOP_DEV (nbdkit error filter, trigger $FAIL_TRIGGER)"
+}
