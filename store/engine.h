@@ -46,6 +46,9 @@ struct EngineOptions {
   std::chrono::milliseconds commit_interval{1000};
   // The SQLite VFS for the DB (tests: FaultVfs::Name()); empty: the default.
   std::string sqlite_vfs;
+  // The daemon's control channel (ControlServer::name()), recorded in the DB
+  // as the set is opened; empty: none (an offline remapctl change).
+  std::string control_socket;
 };
 
 // The manual sector changes (Engine::Remap, Unremap, MarkPending), and the

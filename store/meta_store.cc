@@ -24,7 +24,8 @@ CREATE TABLE set_info(
   clean INTEGER NOT NULL,
   last_error TEXT NOT NULL DEFAULT '',
   main_path TEXT NOT NULL,
-  spare_path TEXT NOT NULL);
+  spare_path TEXT NOT NULL,
+  control_socket TEXT NOT NULL DEFAULT '');
 CREATE TABLE sectors(sector INTEGER PRIMARY KEY, slot INTEGER);  -- slot NULL: pending
 CREATE TABLE bad_slots(slot INTEGER PRIMARY KEY);
 CREATE TABLE fault_rules(
@@ -129,7 +130,7 @@ Status MetaStore::ReadInfo() {
   }
   s = st.Prepare(*db_,
                  "SELECT uuid, sector_size, main_size, slot_count, created_us, clean, last_error, "
-                 "main_path, spare_path "
+                 "main_path, spare_path, control_socket "
                  "FROM set_info WHERE id = 1");
   if (s.ok()) s = st.Step(&row);
   if (s.IsIOError()) return s;
@@ -144,6 +145,7 @@ Status MetaStore::ReadInfo() {
   info_.last_error = st.Text(6);
   info_.main_path = st.Text(7);
   info_.spare_path = st.Text(8);
+  info_.control_socket = st.Text(9);
   if ((info_.sector_size != 512 && info_.sector_size != 4096) || info_.main_size == 0 ||
       info_.main_size % info_.sector_size != 0) {
     return Status::Corruption("DB " + path + " holds an impossible set identity (sector size " +
@@ -400,14 +402,17 @@ Status MetaStore::Apply(const std::vector<Change>& changes,
   return txn.Commit();
 }
 
-Status MetaStore::SetOpen(const std::string& main_path, const std::string& spare_path) {
+Status MetaStore::SetOpen(const std::string& main_path, const std::string& spare_path,
+                          const std::string& control_socket) {
   sqlite::Statement st;
-  Status s = st.Prepare(*db_, "UPDATE set_info SET clean = 0, main_path = ?, spare_path = ? WHERE id = 1");
-  if (s.ok()) s = st.Bind(1, main_path).Bind(2, spare_path).Run();
+  Status s = st.Prepare(
+      *db_, "UPDATE set_info SET clean = 0, main_path = ?, spare_path = ?, control_socket = ? WHERE id = 1");
+  if (s.ok()) s = st.Bind(1, main_path).Bind(2, spare_path).Bind(3, control_socket).Run();
   if (s.ok()) {
     info_.clean = false;
     info_.main_path = main_path;
     info_.spare_path = spare_path;
+    info_.control_socket = control_socket;
   }
   return s;
 }

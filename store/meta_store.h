@@ -24,7 +24,7 @@
 namespace remapfs {
 
 inline constexpr int64_t kApplicationId = 0x524D4150;
-inline constexpr int64_t kFormatVersion = 1;
+inline constexpr int64_t kFormatVersion = 2;  // 2: set_info.control_socket
 
 struct SetInfo {
   std::string uuid;
@@ -38,6 +38,10 @@ struct SetInfo {
   // given only the DB can find them.
   std::string main_path;
   std::string spare_path;
+  // The abstract socket name of the control channel of the daemon that
+  // opened the set last (empty: none). A secret: the DB is owner-only, and
+  // only this name leads a client to the daemon.
+  std::string control_socket;
 };
 
 class MetaStore {
@@ -67,9 +71,10 @@ class MetaStore {
   // Applies the changes and the counters in one transaction.
   Status Apply(const std::vector<Change>& changes,
                const std::vector<std::pair<std::string, uint64_t>>& counters);
-  // Marks the set open (clean=false, with where its parts are now) or
-  // closed in order (clean=true).
-  Status SetOpen(const std::string& main_path, const std::string& spare_path);
+  // Marks the set open (clean=false, with where its parts are now and the
+  // name of the opener's control channel, empty for none) or closed in
+  // order (clean=true).
+  Status SetOpen(const std::string& main_path, const std::string& spare_path, const std::string& control_socket);
   Status SetClean(bool clean);
   // Records why the last run could not stop in order (set_info.last_error;
   // empty clears it), for the next open to report.
