@@ -47,7 +47,8 @@ remapfs options (-o):
   log_level=LEVEL     debug, info (default), warn or error
 
 FUSE options: -f (foreground), -d (debug: foreground and every request logged
-by libfuse), -o allow_other, -o ro etc. are passed to libfuse.
+by libfuse), -o allow_other, -o ro etc. are passed to libfuse. With -o ro the
+daemon also refuses remapctl's changing verbs.
   -h, --help          this text
   -V, --version       the version
 

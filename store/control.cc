@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -372,21 +373,29 @@ Status ControlClient::Connect(const std::string& db, const std::string& socket_n
     ::close(fd);
     return s;
   }
-  result->reset(new ControlClient(fd, cred.pid));
+  // To tell, if the connection ends without a reply, whether the daemon exited.
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, cred.pid, 0));
+  result->reset(new ControlClient(fd, cred.pid, pidfd));
   return Status::OK();
 }
 
-ControlClient::~ControlClient() { ::close(fd_); }
+ControlClient::~ControlClient() {
+  ::close(fd_);
+  if (pidfd_ >= 0) ::close(pidfd_);
+}
 
 Status ControlClient::Call(const json& request, json* result) {
   std::string line;
   if (!SendAll(fd_, request.dump() + "\n") || !RecvReply(fd_, &line)) {
     // The daemon never closes a checked client's connection without a reply
-    // unless it stops or dies. Whether the change was made is unknown.
+    // unless it stops or dies. Whether the change was made is unknown. A
+    // dying process closes its sockets before it is gone: give it a moment.
     const std::string who = "the remapfs daemon (pid " + std::to_string(pid_) + ")";
-    if (::kill(pid_, 0) != 0 && errno == ESRCH) {
-      return Status::IOError(who + " died before it replied; see its log (the request may or may not have been done)",
-                             EPIPE);
+    pollfd exited{pidfd_, POLLIN, 0};
+    if (pidfd_ >= 0 ? ::poll(&exited, 1, 2000) > 0 : ::kill(pid_, 0) != 0 && errno == ESRCH) {
+      return Status::IOError(
+          who + " died (or was stopped) before it replied; see its log: the request may or may not have been done",
+          EPIPE);
     }
     return Status::IOError(who + " closed the connection without a reply (is it stopping?); see its log", EPIPE);
   }

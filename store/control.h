@@ -62,9 +62,10 @@ class ControlClient {
   Status Call(const nlohmann::ordered_json& request, nlohmann::ordered_json* result);
 
  private:
-  ControlClient(int fd, pid_t pid) : fd_(fd), pid_(pid) {}
+  ControlClient(int fd, pid_t pid, int pidfd) : fd_(fd), pid_(pid), pidfd_(pidfd) {}
   const int fd_;
   const pid_t pid_;
+  const int pidfd_;  // -1 when the kernel has no pidfd_open
 };
 
 // A background worker of the daemon: accepts connections and answers them

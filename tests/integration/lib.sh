@@ -487,6 +487,13 @@ wait_delayed_io() {
 # python3 "$CONTROL_PY" DB call JSON | silent | noread JSON: a raw client of
 # the control channel of the daemon that has DB open (see control_client.py).
 CONTROL_PY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/control_client.py
+# control_socket DB: the abstract socket name of the control channel that DB
+# records (the DB is owner-only: as root).
+control_socket() {
+  python3 -c 'import sqlite3, sys
+c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+print(c.execute("SELECT control_socket FROM set_info").fetchone()[0])' "$1"
+}
 # set_uuid MNT: the UUID of the set mounted at MNT.
 set_uuid() {
   must "$REMAPCTL" status "$1" --json
