@@ -307,7 +307,7 @@ Status HoldsFile(pid_t pid, const struct stat& file, bool* holds) {
   *holds = false;
   const std::string dir_path = "/proc/" + std::to_string(pid) + "/fd";
   DIR* dir = ::opendir(dir_path.c_str());
-  if (!dir) return Status::FromErrno("cannot check the remapfs daemon (pid " + std::to_string(pid) + "): " + dir_path, errno);
+  if (!dir) return Status::FromErrno("cannot check the remapfs daemon (pid " + std::to_string(pid) + ")", errno);
   const int dir_fd = ::dirfd(dir);
   while (const dirent* e = ::readdir(dir)) {
     struct stat st;
@@ -363,18 +363,20 @@ Status ControlClient::Connect(const std::string& db, const std::string& socket_n
   }
   ucred cred{};
   socklen_t cred_len = sizeof(cred);
-  Status s;
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0) {
-    s = Status::FromErrno("SO_PEERCRED", errno);
-  } else {
-    s = CheckPeer(db, cred);
-  }
-  if (!s.ok()) {
+    Status s = Status::FromErrno("SO_PEERCRED", errno);
     ::close(fd);
     return s;
   }
-  // To tell, if the connection ends without a reply, whether the daemon exited.
+  // Held from before the check, so that the pid cannot be reused meanwhile,
+  // and to tell, if the connection ends without a reply, whether it exited.
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, cred.pid, 0));
+  Status s = CheckPeer(db, cred);
+  if (!s.ok()) {
+    ::close(fd);
+    if (pidfd >= 0) ::close(pidfd);
+    return s;
+  }
   result->reset(new ControlClient(fd, cred.pid, pidfd));
   return Status::OK();
 }

@@ -365,7 +365,8 @@ int Run(int argc, char** argv) {
   if (*status) {
     print(t.daemon ? Call(t, {{"verb", "status"}}) : OfflineStatus(t), PrintStatus);
   } else if (*list) {
-    json arr = t.daemon ? Call(t, {{"verb", "list"}, {"first", range.first}, {"end", range.end()}}) : OfflineList(t, range);
+    json arr = t.daemon ? Call(t, {{"verb", "list"}, {"first", range.first}, {"end", range.end()}})
+                        : OfflineList(t, range);
     print(arr, [](const json& a) {
       std::vector<std::vector<std::string>> rows = {{"sector", "state", "slot"}};
       for (const auto& m : a) rows.push_back({Str(m["sector"]), Str(m["state"]), Str(m["slot"])});
