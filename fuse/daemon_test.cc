@@ -37,7 +37,8 @@ TEST(Daemon, NoThreadOutlivesRunAndALateSignalStaysPending) {
   fuse_session* se = fuse_session_new(&args, &Filesystem::Ops(), sizeof(fuse_lowlevel_ops), &fs);
   ASSERT_NE(se, nullptr);
   std::unique_ptr<ControlServer> control;
-  ASSERT_TRUE(ControlServer::Start(engine.get(), &control).ok());
+  ASSERT_TRUE(ControlServer::Listen(&control).ok());
+  control->Start(engine.get(), /*read_only=*/false);
 
   EXPECT_EQ(Daemon::Run(se, &fs, engine.get(), std::move(control), 2), 0);
   EXPECT_EQ(ThreadCount(), threads_before);

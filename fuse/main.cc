@@ -50,7 +50,8 @@ remapfs options (-o):
   log_level=LEVEL     debug, info (default), warn or error
 
 FUSE options: -f (foreground), -d (debug: foreground and every request logged
-by libfuse), -o allow_other, -o ro etc. are passed to libfuse.
+by libfuse), -o allow_other, -o ro etc. are passed to libfuse. With -o ro the
+daemon also refuses remapctl's changing verbs.
   -h, --help          this text
   -V, --version       the version
 
@@ -73,6 +74,7 @@ struct Options {
   char* commit_ms = nullptr;
   int direct = 0;
   int cache = 0;
+  int read_only = 0;
   int foreground = 0;
   int debug = 0;
   int help = 0;
@@ -80,7 +82,7 @@ struct Options {
   std::vector<std::string> positional;
 };
 
-enum Key { kForeground, kDebug, kHelp, kVersion };
+enum Key { kForeground, kDebug, kHelp, kVersion, kReadOnly, kReadWrite };
 
 #define OPT(templ, field, value) {templ, offsetof(Options, field), value}
 const fuse_opt kOptSpec[] = {
@@ -93,6 +95,8 @@ const fuse_opt kOptSpec[] = {
     OPT("commit_ms=%s", commit_ms, 0),
     OPT("direct", direct, 1),
     OPT("cache", cache, 1),
+    FUSE_OPT_KEY("ro", kReadOnly),
+    FUSE_OPT_KEY("rw", kReadWrite),
     FUSE_OPT_KEY("-f", kForeground),
     FUSE_OPT_KEY("-d", kDebug),
     FUSE_OPT_KEY("debug", kDebug),
@@ -116,6 +120,10 @@ int ProcessOpt(void* data, const char* arg, int key, fuse_args*) {
     case kDebug:
       o->debug = o->foreground = 1;
       return 1;  // libfuse prints every request with -d
+    case kReadOnly:
+    case kReadWrite:
+      o->read_only = key == kReadOnly;  // the last one counts, as for mount(8)
+      return 1;                         // the mount's flag, for libfuse
     case kHelp:
       o->help = 1;
       return 0;
@@ -315,11 +323,18 @@ int Main(int argc, char** argv) {
   SetUpLogging(o, &startup);
   Daemon::PrepareSignals();
 
+  // The channel's name is recorded in the DB as the set is opened, so it is
+  // bound first, by the process that serves it (clients check that process).
+  std::unique_ptr<ControlServer> control;
+  Status s = ControlServer::Listen(&control);
+  if (!s.ok()) startup.Fail(s.message());
+
   EngineOptions eo;
   eo.direct_io = o.direct;
+  eo.control_socket = control->name();
   eo.commit_interval = std::chrono::milliseconds(commit_ms);
   std::unique_ptr<Engine> engine;
-  Status s = Engine::Open(paths, eo, &engine);
+  s = Engine::Open(paths, eo, &engine);
   if (!s.ok()) startup.Fail(s.message());
   // After the set is open, a failure closes it in order before exiting.
   auto fail_open = [&](const std::string& line) {
@@ -330,12 +345,7 @@ int Main(int argc, char** argv) {
   fs.Attach(engine.get());
   if (fuse_session_mount(se, mountpoint.c_str()) != 0) fail_open("cannot mount on " + mountpoint + FuseSaid());
 
-  std::unique_ptr<ControlServer> control;
-  s = ControlServer::Start(engine.get(), &control);
-  if (!s.ok()) {
-    fuse_session_unmount(se);
-    fail_open(s.message());
-  }
+  control->Start(engine.get(), o.read_only);
   g_fuse_to_log = true;
   FuseSaid();
   spdlog::info("mounted {} at {}/{} (spare {}, DB {})", paths.main, mountpoint, config.file_name, paths.spare,

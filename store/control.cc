@@ -1,13 +1,20 @@
 #include "store/control.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <optional>
@@ -164,8 +171,19 @@ json Changed(Engine* engine, const Status& s, json result) {
   return Result(std::move(result));
 }
 
-json Dispatch(Engine* engine, const json& req) {
+bool IsChange(const std::string& verb) {
+  for (const char* v : {"fault-add", "fault-remove", "fault-clear", "remap", "unremap", "mark-pending"}) {
+    if (verb == v) return true;
+  }
+  return false;
+}
+
+json Dispatch(Engine* engine, const json& req, bool read_only) {
   const std::string verb = req.at("verb").get<std::string>();
+  if (read_only && IsChange(verb)) {
+    return Error("the set is mounted read-only (-o ro): '" + verb +
+                 "' would change it; mount it read-write, or unmount it and change its DB offline");
+  }
   if (verb == "status") {
     json j = HealthToJson(engine->GetHealth());
     j["uuid"] = engine->uuid();
@@ -265,14 +283,14 @@ Status FaultRuleFromJson(const json& j, FaultRule* r) {
   return Status::OK();
 }
 
-std::string HandleControlRequest(Engine* engine, std::string_view line) {
+std::string HandleControlRequest(Engine* engine, std::string_view line, bool read_only) {
   json reply;
   try {
     json req = json::parse(line);
     if (!req.is_object()) {
       reply = Error("a request is a JSON object");
     } else {
-      reply = Dispatch(engine, req);
+      reply = Dispatch(engine, req, read_only);
     }
   } catch (const std::exception& e) {
     reply = Error(std::string("bad request: ") + e.what());
@@ -282,23 +300,108 @@ std::string HandleControlRequest(Engine* engine, std::string_view line) {
   return reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-std::string ControlSocketName(const std::string& uuid) { return "remapfs/" + uuid; }
+namespace {
 
-Status ControlCall(const std::string& uuid, const json& request, json* result) {
+// Whether process `pid` has a descriptor on the file `file` (same device and
+// inode, whatever path it was opened by).
+Status HoldsFile(pid_t pid, const struct stat& file, bool* holds) {
+  *holds = false;
+  const std::string dir_path = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* dir = ::opendir(dir_path.c_str());
+  if (!dir) return Status::FromErrno("cannot check the remapfs daemon (pid " + std::to_string(pid) + ")", errno);
+  const int dir_fd = ::dirfd(dir);
+  while (const dirent* e = ::readdir(dir)) {
+    struct stat st;
+    if (e->d_name[0] == '.' || ::fstatat(dir_fd, e->d_name, &st, 0) != 0) continue;  // closed meanwhile
+    if (st.st_dev == file.st_dev && st.st_ino == file.st_ino) {
+      *holds = true;
+      break;
+    }
+  }
+  ::closedir(dir);
+  return Status::OK();
+}
+
+// Checks the process at the other end of a connection: see
+// ControlClient::Connect.
+Status CheckPeer(const std::string& db, const ucred& cred) {
+  struct stat db_st;
+  if (::stat(db.c_str(), &db_st) != 0) return Status::FromErrno("DB " + db, errno);
+  const std::string who = "pid " + std::to_string(cred.pid) + ", uid " + std::to_string(cred.uid);
+  if (cred.uid != 0 && cred.uid != db_st.st_uid) {
+    return Status::Mismatch("the control channel that DB " + db + " names is served by a process (" + who +
+                            ") of neither root nor the DB's owner: not its daemon; ignored it");
+  }
+  const uid_t me = ::geteuid();
+  if (me != 0 && me != cred.uid) {
+    return Status::IOError("the remapfs daemon of DB " + db + " (" + who + ") serves only root and uid " +
+                               std::to_string(cred.uid) + "; run remapctl as one of them",
+                           EACCES);
+  }
+  bool holds = false;
+  Status s = HoldsFile(cred.pid, db_st, &holds);
+  if (!s.ok()) return s;
+  if (!holds) {
+    return Status::NotFound("the remapfs daemon (" + who + ") that DB " + db +
+                            " names has another DB open: that file is a copy of a set in use");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ControlClient::Connect(const std::string& db, const std::string& socket_name,
+                              std::unique_ptr<ControlClient>* result) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Status::FromErrno("socket", errno);
   sockaddr_un addr;
-  socklen_t len = AbstractAddress(ControlSocketName(uuid), &addr);
+  socklen_t len = AbstractAddress(socket_name, &addr);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
     const int err = errno;
     ::close(fd);
-    if (err == ECONNREFUSED || err == ENOENT) return Status::NotFound("no running remapfs daemon for set " + uuid);
+    if (err == ECONNREFUSED || err == ENOENT) return Status::OK();  // no daemon runs: a stale name
     return Status::FromErrno("connect to the remapfs daemon", err);
   }
+  ucred cred{};
+  socklen_t cred_len = sizeof(cred);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0) {
+    Status s = Status::FromErrno("SO_PEERCRED", errno);
+    ::close(fd);
+    return s;
+  }
+  // Held from before the check, so that the pid cannot be reused meanwhile,
+  // and to tell, if the connection ends without a reply, whether it exited.
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, cred.pid, 0));
+  Status s = CheckPeer(db, cred);
+  if (!s.ok()) {
+    ::close(fd);
+    if (pidfd >= 0) ::close(pidfd);
+    return s;
+  }
+  result->reset(new ControlClient(fd, cred.pid, pidfd));
+  return Status::OK();
+}
+
+ControlClient::~ControlClient() {
+  ::close(fd_);
+  if (pidfd_ >= 0) ::close(pidfd_);
+}
+
+Status ControlClient::Call(const json& request, json* result) {
   std::string line;
-  const bool ok = SendAll(fd, request.dump() + "\n") && RecvReply(fd, &line);
-  ::close(fd);
-  if (!ok) return Status::IOError("the remapfs daemon closed the control connection (not its owner?)", EPIPE);
+  if (!SendAll(fd_, request.dump() + "\n") || !RecvReply(fd_, &line)) {
+    // The daemon never closes a checked client's connection without a reply
+    // unless it stops or dies. Whether the change was made is unknown. A
+    // dying process closes its sockets before it is gone: give it a moment.
+    const std::string who = "the remapfs daemon (pid " + std::to_string(pid_) + ")";
+    pollfd exited{pidfd_, POLLIN, 0};
+    if (pidfd_ >= 0 ? ::poll(&exited, 1, 2000) > 0 : ::kill(pid_, 0) != 0 && errno == ESRCH) {
+      return Status::IOError(
+          who + " died (or was stopped) before it replied; see its log: the request may or may not have been done",
+          EPIPE);
+    }
+    return Status::IOError(who + " closed the connection without a reply (is it stopping?); see its log", EPIPE);
+  }
   try {
     json reply = json::parse(line);
     if (!reply.value("ok", false)) return Status::InvalidArgument(reply.value("error", std::string("failed")));
@@ -309,13 +412,23 @@ Status ControlCall(const std::string& uuid, const json& request, json* result) {
   return Status::OK();
 }
 
-Status ControlServer::Start(Engine* engine, std::unique_ptr<ControlServer>* result) {
+Status ControlServer::Listen(std::unique_ptr<ControlServer>* result) {
+  unsigned char nonce[16];
+  if (::getrandom(nonce, sizeof(nonce), 0) != static_cast<ssize_t>(sizeof(nonce))) {
+    return Status::FromErrno("getrandom", errno);
+  }
+  std::string name = "remapfs/";
+  for (unsigned char b : nonce) {
+    char hex[3];
+    std::snprintf(hex, sizeof(hex), "%02x", b);
+    name += hex;
+  }
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Status::FromErrno("socket", errno);
   sockaddr_un addr;
-  socklen_t len = AbstractAddress(ControlSocketName(engine->uuid()), &addr);
+  socklen_t len = AbstractAddress(name, &addr);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 8) != 0) {
-    Status s = Status::FromErrno("control socket for set " + engine->uuid(), errno);
+    Status s = Status::FromErrno("control socket", errno);
     ::close(fd);
     return s;
   }
@@ -325,12 +438,16 @@ Status ControlServer::Start(Engine* engine, std::unique_ptr<ControlServer>* resu
     ::close(fd);
     return s;
   }
-  result->reset(new ControlServer(engine, fd, wake));
+  result->reset(new ControlServer(std::move(name), fd, wake));
   return Status::OK();
 }
 
-ControlServer::ControlServer(Engine* engine, int listen_fd, int wake_fd)
-    : engine_(engine), listen_fd_(listen_fd), wake_fd_(wake_fd) {
+ControlServer::ControlServer(std::string name, int listen_fd, int wake_fd)
+    : name_(std::move(name)), listen_fd_(listen_fd), wake_fd_(wake_fd) {}
+
+void ControlServer::Start(Engine* engine, bool read_only) {
+  engine_ = engine;
+  read_only_ = read_only;
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -374,7 +491,7 @@ void ControlServer::Serve(int fd) {
   }
   std::string line;
   if (!ServerRecvLine(fd, wake_fd_, &line)) return;
-  if (!ServerSendAll(fd, wake_fd_, HandleControlRequest(engine_, line))) {
+  if (!ServerSendAll(fd, wake_fd_, HandleControlRequest(engine_, line, read_only_))) {
     spdlog::warn("control channel: a client did not take its reply; dropped it");
   }
 }

@@ -1,12 +1,18 @@
 // The control channel between `remapctl` and a running daemon: one JSON
-// object a line over an abstract Unix socket named "remapfs/<set uuid>".
-// Requests: {"verb": "status" | "list" (first, end) | "fault-list" |
-// "fault-add" (rule) | "fault-remove" (id) | "fault-clear" | "remap" (sector)
-// | "unremap" (sector) | "mark-pending" (sector) | "flush"}. Replies:
-// {"ok": true, "result": ...} or {"ok": false, "error": "one line"}.
-// Every change is flushed (durable) before its reply.
+// object a line over an abstract Unix socket. Requests: {"verb": "status" |
+// "list" (first, end) | "fault-list" | "fault-add" (rule) | "fault-remove"
+// (id) | "fault-clear" | "remap" (sector) | "unremap" (sector) |
+// "mark-pending" (sector) | "flush"}. Replies: {"ok": true, "result": ...}
+// or {"ok": false, "error": "one line"}. Every change is flushed (durable)
+// before its reply.
 //
-// Only root and the daemon's owner may connect (checked with SO_PEERCRED).
+// Abstract names are open to every local user, first come first served. So
+// the daemon listens on a fresh unguessable name ("remapfs/" and 128 random
+// bits), which the set's DB (owner-only) records as the set is opened: only
+// who may read the DB finds the channel, and a name bound by someone else
+// cannot stop a mount. Both ends check the other (SO_PEERCRED): the daemon
+// serves only root and its own user; a client talks only to a process of
+// root or the DB's owner that has that very DB file open.
 #pragma once
 
 #include <sys/types.h>
@@ -30,13 +36,37 @@ nlohmann::ordered_json FaultRuleToJson(const FaultRule& r);
 Status FaultRuleFromJson(const nlohmann::ordered_json& j, FaultRule* r);
 
 // Answers one request line. Never throws; malformed input gets an error reply.
-std::string HandleControlRequest(Engine* engine, std::string_view line);
+// read_only (a read-only mount): the verbs that change the set are refused.
+std::string HandleControlRequest(Engine* engine, std::string_view line, bool read_only = false);
 
-std::string ControlSocketName(const std::string& uuid);
+// remapctl's end: a checked connection to the daemon that has a DB open.
+class ControlClient {
+ public:
+  // Connects to `socket_name` (what `db` records) and checks whom it
+  // reached. OK with *result set: the daemon that has this very file open;
+  // OK with *result null: nothing listens there (a stale name: no daemon
+  // runs). NotFound: the process that listens has not this very file open
+  // (same device and inode; `db` is a copy of a set in use). Mismatch: that
+  // process belongs to neither root nor the DB's owner (it bound the name:
+  // it is not talked to). IOError: the check itself failed.
+  static Status Connect(const std::string& db, const std::string& socket_name,
+                        std::unique_ptr<ControlClient>* result);
+  ~ControlClient();
+  ControlClient(const ControlClient&) = delete;
+  ControlClient& operator=(const ControlClient&) = delete;
 
-// Sends one request to the daemon of set `uuid`. NotFound when no daemon
-// listens; the daemon's own error comes back as an InvalidArgument/IOError.
-Status ControlCall(const std::string& uuid, const nlohmann::ordered_json& request, nlohmann::ordered_json* result);
+  pid_t pid() const { return pid_; }
+  // Sends one request and reads its reply; once per connection (the daemon
+  // serves one request a connection). The daemon's own refusal comes back
+  // as InvalidArgument with its message.
+  Status Call(const nlohmann::ordered_json& request, nlohmann::ordered_json* result);
+
+ private:
+  ControlClient(int fd, pid_t pid, int pidfd) : fd_(fd), pid_(pid), pidfd_(pidfd) {}
+  const int fd_;
+  const pid_t pid_;
+  const int pidfd_;  // -1 when the kernel has no pidfd_open
+};
 
 // A background worker of the daemon: accepts connections and answers them
 // one at a time. Stop() wakes it (eventfd) and joins it. It never waits on a
@@ -47,19 +77,27 @@ Status ControlCall(const std::string& uuid, const nlohmann::ordered_json& reques
 // finished first. Without a stop, a client silent for 5 s is dropped.
 class ControlServer {
  public:
-  // REQUIRES: engine outlives the server (stop the server first).
-  static Status Start(Engine* engine, std::unique_ptr<ControlServer>* result);
+  // Listens on a fresh unguessable name; serves nothing before Start. Call
+  // it in the process that serves: clients check the process that listened.
+  static Status Listen(std::unique_ptr<ControlServer>* result);
+  const std::string& name() const { return name_; }
+  // Starts serving. REQUIRES: engine outlives the server (stop the server
+  // first), and its DB records name() (EngineOptions::control_socket).
+  // read_only: see HandleControlRequest.
+  void Start(Engine* engine, bool read_only);
   ~ControlServer();
   void Stop();
 
  private:
-  ControlServer(Engine* engine, int listen_fd, int wake_fd);
+  ControlServer(std::string name, int listen_fd, int wake_fd);
   void Run();
   void Serve(int fd);
 
-  Engine* const engine_;
+  const std::string name_;
   const int listen_fd_;
   const int wake_fd_;
+  Engine* engine_ = nullptr;
+  bool read_only_ = false;
   std::thread thread_;
 };
 

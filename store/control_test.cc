@@ -2,8 +2,12 @@
 // JSON, also for hostile requests (found by tests/fuzz/fuzz_control).
 #include "store/control.h"
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "store/meta_store.h"
 #include "store/testutil.h"
 
 namespace remapfs {
@@ -11,8 +15,8 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-json Reply(Engine* e, std::string_view line) {
-  const std::string r = HandleControlRequest(e, line);
+json Reply(Engine* e, std::string_view line, bool read_only = false) {
+  const std::string r = HandleControlRequest(e, line, read_only);
   EXPECT_EQ(r.find('\n'), r.size() - 1) << r;
   return json::parse(r);  // throws (fails the test) when not JSON
 }
@@ -75,6 +79,79 @@ TEST(Control, FaultRuleFromJsonRefusesWrappingNumbers) {
     const Status s = FaultRuleFromJson(bad, &r);
     EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << bad.dump();
   }
+}
+
+TEST(Control, ReadOnlyRefusesChangingVerbs) {
+  test::QuietLogs quiet;
+  test::MemSet set;
+  auto e = set.OpenOrDie();
+  for (const char* line : {R"({"verb":"fault-add","rule":{"device":"main","first":1}})",
+                           R"({"verb":"fault-remove","id":1})", R"({"verb":"fault-clear"})",
+                           R"({"verb":"remap","sector":2})", R"({"verb":"unremap","sector":2})",
+                           R"({"verb":"mark-pending","sector":2})"}) {
+    const json j = Reply(e.get(), line, /*read_only=*/true);
+    EXPECT_FALSE(j["ok"].get<bool>()) << line;
+    EXPECT_NE(j["error"].get<std::string>().find("mounted read-only"), std::string::npos) << j.dump();
+  }
+  for (const char* line : {R"({"verb":"status"})", R"({"verb":"list"})", R"({"verb":"fault-list"})",
+                           R"({"verb":"flush"})"}) {
+    EXPECT_TRUE(Reply(e.get(), line, true)["ok"].get<bool>()) << line;
+  }
+  EXPECT_TRUE(e->List(0, UINT64_MAX).empty());
+  EXPECT_TRUE(e->ListFaultRules().empty());
+  ASSERT_TRUE(e->Close().ok());
+}
+
+// The daemon's channel has a fresh name, which the DB records; a client
+// talks to it only through the very DB file the daemon has open.
+TEST(Control, ClientReachesOnlyTheDaemonOfThatVeryDb) {
+  test::QuietLogs quiet;
+  test::MemSet set;
+  std::unique_ptr<ControlServer> server, other;
+  ASSERT_TRUE(ControlServer::Listen(&server).ok());
+  ASSERT_TRUE(ControlServer::Listen(&other).ok());
+  EXPECT_NE(server->name(), other->name());
+  EXPECT_EQ(server->name().size(), std::string("remapfs/").size() + 32) << server->name();
+  EngineOptions options;
+  options.control_socket = server->name();
+  auto e = set.OpenOrDie(options);
+  server->Start(e.get(), /*read_only=*/false);
+  {
+    std::unique_ptr<MetaStore> meta;
+    ASSERT_TRUE(MetaStore::Open(set.paths.db, /*read_only=*/true, &meta).ok());
+    EXPECT_EQ(meta->info().control_socket, server->name());
+  }
+
+  std::unique_ptr<ControlClient> client;
+  Status s = ControlClient::Connect(set.paths.db, server->name(), &client);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_TRUE(client);
+  EXPECT_EQ(client->pid(), ::getpid());
+  json result;
+  s = client->Call(json{{"verb", "status"}}, &result);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(result["uuid"], e->uuid());
+  // Reaching the daemon and asking its status flush nothing.
+  EXPECT_EQ(result["counters"]["flushes"], 0) << result.dump();
+
+  // A copy of the DB names the same channel, but the daemon has not the copy open.
+  const std::string copy = set.dir.File("copy.db");
+  std::filesystem::copy_file(set.paths.db, copy);
+  client.reset();
+  s = ControlClient::Connect(copy, server->name(), &client);
+  EXPECT_EQ(s.code(), Status::Code::kNotFound) << s.ToString();
+  EXPECT_NE(s.message().find("copy"), std::string::npos) << s.message();
+  EXPECT_FALSE(client);
+
+  // A name nobody listens on (a stale one): no daemon.
+  const std::string stale = other->name();
+  other.reset();
+  s = ControlClient::Connect(set.paths.db, stale, &client);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_FALSE(client);
+
+  server->Stop();
+  ASSERT_TRUE(e->Close().ok());
 }
 
 }  // namespace

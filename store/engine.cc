@@ -170,7 +170,7 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
   }
   // Read before SetOpen, which sets info.clean (a reference) to false.
   engine->was_clean_ = info.clean;
-  s = meta->SetOpen(AbsolutePath(paths.main), AbsolutePath(paths.spare));
+  s = meta->SetOpen(AbsolutePath(paths.main), AbsolutePath(paths.spare), options.control_socket);
   // The check passed: the recorded failure has been reported (log, Health)
   // and is cleared.
   if (s.ok() && !info.last_error.empty()) s = meta->SetLastError("");

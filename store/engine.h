@@ -50,6 +50,9 @@ struct EngineOptions {
   // its identity instead (`remapctl rebind`, after a move to a clone). Its
   // size must still match, and another set's MAIN is still refused.
   bool rebind_main = false;
+  // The daemon's control channel (ControlServer::name()), recorded in the DB
+  // as the set is opened; empty: none (an offline remapctl change).
+  std::string control_socket;
 };
 
 // The manual sector changes (Engine::Remap, Unremap, MarkPending), and the

@@ -25,7 +25,8 @@ CREATE TABLE set_info(
   last_error TEXT NOT NULL DEFAULT '',
   main_path TEXT NOT NULL,
   spare_path TEXT NOT NULL,
-  main_identity TEXT NOT NULL DEFAULT '');
+  main_identity TEXT NOT NULL DEFAULT '',
+  control_socket TEXT NOT NULL DEFAULT '');
 CREATE TABLE sectors(sector INTEGER PRIMARY KEY, slot INTEGER);  -- slot NULL: pending
 CREATE TABLE bad_slots(slot INTEGER PRIMARY KEY);
 CREATE TABLE fault_rules(
@@ -130,10 +131,11 @@ Status MetaStore::ReadInfo() {
     return Status::Corruption("DB " + path + " has format version " + std::to_string(format_version_) +
                               "; this remapfs reads versions 1 to " + std::to_string(kFormatVersion));
   }
-  // Format 1 has no main_identity column.
+  // Format 1 has neither main_identity nor control_socket.
   const std::string select = std::string("SELECT uuid, sector_size, main_size, slot_count, created_us, clean, ") +
                              "last_error, main_path, spare_path, " +
-                             (format_version_ == 1 ? "''" : "main_identity") + " FROM set_info WHERE id = 1";
+                             (format_version_ == 1 ? "'', ''" : "main_identity, control_socket") +
+                             " FROM set_info WHERE id = 1";
   s = st.Prepare(*db_, select.c_str());
   if (s.ok()) s = st.Step(&row);
   if (s.IsIOError()) return s;
@@ -149,6 +151,7 @@ Status MetaStore::ReadInfo() {
   info_.main_path = st.Text(7);
   info_.spare_path = st.Text(8);
   info_.main_identity = st.Text(9);
+  info_.control_socket = st.Text(10);
   if ((info_.sector_size != 512 && info_.sector_size != 4096) || info_.main_size == 0 ||
       info_.main_size % info_.sector_size != 0) {
     return Status::Corruption("DB " + path + " holds an impossible set identity (sector size " +
@@ -424,14 +427,17 @@ Status MetaStore::Apply(const std::vector<Change>& changes,
   return txn.Commit();
 }
 
-Status MetaStore::SetOpen(const std::string& main_path, const std::string& spare_path) {
+Status MetaStore::SetOpen(const std::string& main_path, const std::string& spare_path,
+                          const std::string& control_socket) {
   sqlite::Statement st;
-  Status s = st.Prepare(*db_, "UPDATE set_info SET clean = 0, main_path = ?, spare_path = ? WHERE id = 1");
-  if (s.ok()) s = st.Bind(1, main_path).Bind(2, spare_path).Run();
+  Status s = st.Prepare(
+      *db_, "UPDATE set_info SET clean = 0, main_path = ?, spare_path = ?, control_socket = ? WHERE id = 1");
+  if (s.ok()) s = st.Bind(1, main_path).Bind(2, spare_path).Bind(3, control_socket).Run();
   if (s.ok()) {
     info_.clean = false;
     info_.main_path = main_path;
     info_.spare_path = spare_path;
+    info_.control_socket = control_socket;
   }
   return s;
 }
@@ -446,8 +452,10 @@ Status MetaStore::SetMainIdentity(const std::string& identity) {
   sqlite::Transaction txn(*db_);
   Status s = txn.status();
   if (s.ok() && format_version_ == 1) {
-    s = db_->Exec("ALTER TABLE set_info ADD COLUMN main_identity TEXT NOT NULL DEFAULT ''; PRAGMA user_version=" +
-                  std::to_string(kFormatVersion));
+    s = db_->Exec(
+        "ALTER TABLE set_info ADD COLUMN main_identity TEXT NOT NULL DEFAULT ''; "
+        "ALTER TABLE set_info ADD COLUMN control_socket TEXT NOT NULL DEFAULT ''; PRAGMA user_version=" +
+        std::to_string(kFormatVersion));
   }
   sqlite::Statement st;
   if (s.ok()) s = st.Prepare(*db_, "UPDATE set_info SET main_identity = ? WHERE id = 1");

@@ -26,7 +26,7 @@
 namespace remapfs {
 
 inline constexpr int64_t kApplicationId = 0x524D4150;
-inline constexpr int64_t kFormatVersion = 2;
+inline constexpr int64_t kFormatVersion = 2;  // 2: set_info.main_identity, control_socket
 
 struct SetInfo {
   std::string uuid;
@@ -43,6 +43,10 @@ struct SetInfo {
   // MAIN's identity (identity.h); empty in a DB of format 1, until the set's
   // next open records it.
   std::string main_identity;
+  // The abstract socket name of the control channel of the daemon that
+  // opened the set last (empty: none). A secret: the DB is owner-only, and
+  // only this name leads a client to the daemon.
+  std::string control_socket;
 };
 
 // A fault_rules row that is not a valid rule; `id` is the row's.
@@ -86,9 +90,10 @@ class MetaStore {
   Status Apply(const std::vector<Change>& changes,
                const std::vector<std::pair<std::string, uint64_t>>& counters);
   bool sync_failed() const { return db_->sync_failed(); }
-  // Marks the set open (clean=false, with where its parts are now) or
-  // closed in order (clean=true).
-  Status SetOpen(const std::string& main_path, const std::string& spare_path);
+  // Marks the set open (clean=false, with where its parts are now and the
+  // name of the opener's control channel, empty for none) or closed in
+  // order (clean=true).
+  Status SetOpen(const std::string& main_path, const std::string& spare_path, const std::string& control_socket);
   Status SetClean(bool clean);
   // Records MAIN's identity (and makes a DB of format 1 format 2).
   Status SetMainIdentity(const std::string& identity);

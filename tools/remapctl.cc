@@ -1,11 +1,13 @@
 // remapctl: create, inspect and steer remapfs sets.
 //
 // TARGET is the set's DB, or the mountpoint (or exposed file) of a running
-// daemon. With a running daemon every verb goes through its control channel
-// and applies live; otherwise read verbs read the DB (read-only) and
-// changing verbs open the set themselves.
+// daemon. When a daemon has that very DB file open, every verb goes through
+// its control channel and applies live; otherwise read verbs read the DB
+// (read-only) and changing verbs open the set themselves.
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -49,43 +51,72 @@ std::optional<std::string> GetXattr(const std::string& path, const char* name) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-// What TARGET names: the set's UUID and DB; `live` when a daemon answers.
+// What TARGET names: the set's UUID and DB; `daemon` when a daemon has that
+// very DB file open. `note`: why a daemon that the DB names is not used.
 struct Target {
   std::string uuid;
   std::string db;
-  bool live = false;
+  std::unique_ptr<ControlClient> daemon;
+  std::string note;
 };
 
+std::unique_ptr<MetaStore> OpenDb(const std::string& db) {
+  std::unique_ptr<MetaStore> meta;
+  Check(MetaStore::Open(db, /*read_only=*/true, &meta));
+  return meta;
+}
+
+// A DB path means that DB file: the daemon that its recorded control channel
+// leads to is used only when it has that file open (a copy of a live set's
+// DB is used offline). Finding the daemon sends it nothing: no flush, so a
+// failing daemon is reported as such, never replaced by the DB's older view.
 Target Resolve(const std::string& path) {
   Target t;
-  if (auto uuid = GetXattr(path, "user.remapfs.uuid")) {
-    t.uuid = *uuid;
+  const std::optional<std::string> mounted_uuid = GetXattr(path, "user.remapfs.uuid");
+  if (mounted_uuid) {
     t.db = GetXattr(path, "user.remapfs.db").value_or("");
-    t.live = true;
-    return t;
+  } else {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      Fail(path + " is a directory but not a remapfs mount: give a set's DB, or the mountpoint of a running remapfs");
+    }
+    t.db = path;
+  }
+  if (::access(t.db.c_str(), R_OK) != 0 && errno == EACCES) {
+    Fail("cannot read the DB " + t.db + " (permission denied): only root and the set's owner may use it");
   }
   std::unique_ptr<MetaStore> meta;
-  Status s = MetaStore::Open(path, /*read_only=*/true, &meta);
+  Status s = MetaStore::Open(t.db, /*read_only=*/true, &meta);
   if (s.IsNotFound()) Fail(path + " is neither a remapfs DB nor a remapfs mount");
   Check(s);
   t.uuid = meta->info().uuid;
-  t.db = path;
-  json ignored;
-  t.live = ControlCall(t.uuid, json{{"verb", "flush"}}, &ignored).ok();
+  const std::string socket_name = meta->info().control_socket;
+  meta.reset();
+  if (mounted_uuid && *mounted_uuid != t.uuid) {
+    Fail("the mount " + path + " is set " + *mounted_uuid + ", but its DB " + t.db + " holds set " + t.uuid);
+  }
+  if (!socket_name.empty()) s = ControlClient::Connect(t.db, socket_name, &t.daemon);
+  if (t.daemon) return t;
+  if (mounted_uuid) {
+    Fail("the daemon of the remapfs mount " + path + " cannot be reached: " +
+         (s.ok() ? "it does not listen on the channel its DB names (is it stopping?)" : s.message()));
+  }
+  if (s.code() == Status::Code::kMismatch) {
+    std::fprintf(stderr, "remapctl: warning: %s\n", s.message().c_str());
+  } else if (!s.ok() && !s.IsNotFound()) {
+    Check(s);
+  }
+  t.note = s.ok() ? "" : s.message();
   return t;
 }
 
 json Call(const Target& t, const json& request) {
   json result;
-  Check(ControlCall(t.uuid, request, &result));
+  Check(t.daemon->Call(request, &result));
   return result;
 }
 
-std::unique_ptr<MetaStore> OpenDb(const Target& t) {
-  std::unique_ptr<MetaStore> meta;
-  Check(MetaStore::Open(t.db, /*read_only=*/true, &meta));
-  return meta;
-}
+std::unique_ptr<MetaStore> OpenDb(const Target& t) { return OpenDb(t.db); }
 
 // Runs a change on a set no daemon has open.
 template <typename Fn>
@@ -95,7 +126,10 @@ void Offline(const Target& t, Fn&& fn) {
   meta.reset();
   std::unique_ptr<Engine> engine;
   Status s = Engine::Open(paths, EngineOptions{}, &engine);
-  if (s.code() == Status::Code::kBusy) Fail(s.message() + "; give its mountpoint to change it live");
+  if (s.code() == Status::Code::kBusy) {
+    // The note says when a daemon has the set open with another DB (t.db is a copy).
+    Fail(s.message() + "; " + (t.note.empty() ? "give its mountpoint to change it live" : t.note));
+  }
   Check(s);
   Check(fn(engine.get()));
   Check(engine->Close());
@@ -333,7 +367,7 @@ int Run(int argc, char** argv) {
     }
     paths.db = AbsolutePath(paths.db);
     Check(CreateSet(Env::Default(), paths, co));
-    auto meta = OpenDb(Target{"", paths.db, false});
+    auto meta = OpenDb(paths.db);
     std::string mount_opts = "spare=" + EscapeMountOption(paths.spare) + ",db=" + EscapeMountOption(paths.db);
     if (mount_opts.find('\\') != std::string::npos) mount_opts = "'" + mount_opts + "'";  // keep \, from the shell
     std::cout << "created set " << meta->info().uuid << ": " << meta->info().main_size / sector_size
@@ -378,7 +412,7 @@ int Run(int argc, char** argv) {
 
   Target t = Resolve(target_path);
   if (*rebind) {
-    if (t.live) Fail("set " + t.uuid + " is mounted; unmount it before `remapctl rebind`");
+    if (t.daemon) Fail("set " + t.uuid + " is mounted; unmount it before `remapctl rebind`");
     SetPaths paths{AbsolutePath(new_main), OpenDb(t)->info().spare_path, t.db};
     EngineOptions eo;
     eo.rebind_main = true;
@@ -393,9 +427,10 @@ int Run(int argc, char** argv) {
   }
 
   if (*status) {
-    print(t.live ? Call(t, {{"verb", "status"}}) : OfflineStatus(t), PrintStatus);
+    print(t.daemon ? Call(t, {{"verb", "status"}}) : OfflineStatus(t), PrintStatus);
   } else if (*list) {
-    json arr = t.live ? Call(t, {{"verb", "list"}, {"first", range.first}, {"end", range.end()}}) : OfflineList(t, range);
+    json arr = t.daemon ? Call(t, {{"verb", "list"}, {"first", range.first}, {"end", range.end()}})
+                        : OfflineList(t, range);
     print(arr, [](const json& a) {
       std::vector<std::vector<std::string>> rows = {{"sector", "state", "slot"}};
       for (const auto& m : a) rows.push_back({Str(m["sector"]), Str(m["state"]), Str(m["slot"])});
@@ -434,7 +469,7 @@ int Run(int argc, char** argv) {
     });
   } else if (*fault_add) {
     FaultRule added;
-    if (t.live) {
+    if (t.daemon) {
       Check(FaultRuleFromJson(Call(t, {{"verb", "fault-add"}, {"rule", FaultRuleToJson(parsed)}}), &added));
     } else {
       Precheck(t, [&](MetaStore& m) {
@@ -445,7 +480,7 @@ int Run(int argc, char** argv) {
     }
     std::cout << "added fault rule " << added.id << ": " << added.ToString() << "\n";
   } else if (*fault_list) {
-    print(t.live ? Call(t, {{"verb", "fault-list"}}) : OfflineFaults(t), [](const json& a) {
+    print(t.daemon ? Call(t, {{"verb", "fault-list"}}) : OfflineFaults(t), [](const json& a) {
       std::vector<std::vector<std::string>> rows = {{"id", "device", "sectors", "op", "times", "probability", "seed", "delay_ms"}};
       for (const auto& r : a) {
         const uint64_t first = r["first"], count = r["count"];
@@ -456,7 +491,7 @@ int Run(int argc, char** argv) {
       PrintTable(rows);
     });
   } else if (*fault_remove) {
-    if (t.live) {
+    if (t.daemon) {
       Call(t, {{"verb", "fault-remove"}, {"id", rule_id}});
     } else {
       bool damaged = false;  // an invalid rule: the open drops it
@@ -476,7 +511,7 @@ int Run(int argc, char** argv) {
     }
     std::cout << "removed fault rule " << rule_id << "\n";
   } else if (*fault_clear) {
-    if (t.live) {
+    if (t.daemon) {
       Call(t, {{"verb", "fault-clear"}});
     } else {
       Offline(t, [&](Engine* e) {
@@ -488,7 +523,7 @@ int Run(int argc, char** argv) {
   } else {
     const uint64_t sector = ParseSector(sector_text);
     const std::string verb = *remap ? "remap" : *unremap ? "unremap" : "mark-pending";
-    if (t.live) {
+    if (t.daemon) {
       Call(t, {{"verb", verb}, {"sector", sector}});
     } else {
       const SectorChange change = *remap     ? SectorChange::kRemap

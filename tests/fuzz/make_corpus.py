@@ -167,7 +167,7 @@ opens = {
     "sql_identity_main": OPEN(IO | SQL, db="UPDATE set_info SET main_size=-512"),
     "sql_types": OPEN(IO | SQL, db="INSERT INTO sectors VALUES(3,'abc'),(4,x'00ff'),(5,2.5);"
                       "UPDATE set_info SET uuid=NULL"),
-    "sql_version": OPEN(IO | SQL, db="PRAGMA user_version=2"),
+    "sql_version": OPEN(IO | SQL, db="PRAGMA user_version=1"),
     "sql_app_id": OPEN(IO | SQL, db="PRAGMA application_id=7"),
     "sql_dropped": OPEN(IO | SQL, db="DROP TABLE counters; DROP TABLE fault_rules"),
     "sql_events": OPEN(IO | SQL, db="INSERT INTO events(time_us, kind, sector, slot, detail) "

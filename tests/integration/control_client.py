@@ -1,28 +1,34 @@
 #!/usr/bin/env python3
 """A raw client of a remapfs daemon's control channel (used through lib.sh).
 
-control_client.py UUID call JSON
+control_client.py DB call JSON
     sends one request line and waits for the reply; prints "sending" just
     before it sends, then one JSON line {"sent": T, "replied": T, "reply":
     {...}} (times: time.time()); exit 0 when the reply says ok, 1 otherwise,
     2 when the connection failed.
-control_client.py UUID silent
+control_client.py DB silent
     connects and never sends a request, like a stuck remapctl; prints
     "connected" then, once the daemon closes the connection, "closed".
-control_client.py UUID noread JSON
+control_client.py DB noread JSON
     sends the request and never reads the reply (a stopped client); prints
     "sent" then, once the daemon closes the connection, "closed".
 """
 import json
 import select
 import socket
+import sqlite3
 import sys
 import time
 
 
-def connect(uuid):
+def socket_name(db):
+    c = sqlite3.connect("file:" + db + "?mode=ro", uri=True)
+    return c.execute("SELECT control_socket FROM set_info").fetchone()[0]
+
+
+def connect(db):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect("\0remapfs/" + uuid)
+    s.connect("\0" + socket_name(db))
     return s
 
 
@@ -37,9 +43,9 @@ def wait_closed(s):
 
 
 def main():
-    uuid, mode = sys.argv[1], sys.argv[2]
+    db, mode = sys.argv[1], sys.argv[2]
     try:
-        s = connect(uuid)
+        s = connect(db)
     except OSError as e:
         print(json.dumps({"error": str(e)}), flush=True)
         sys.exit(2)

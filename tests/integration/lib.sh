@@ -486,9 +486,16 @@ wait_delayed_io() {
 
 # --- the control channel, raw --------------------------------------------
 
-# python3 "$CONTROL_PY" UUID call JSON | silent | noread JSON: a raw client of
-# a daemon's control channel (see control_client.py).
+# python3 "$CONTROL_PY" DB call JSON | silent | noread JSON: a raw client of
+# the control channel of the daemon that has DB open (see control_client.py).
 CONTROL_PY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/control_client.py
+# control_socket DB: the abstract socket name of the control channel that DB
+# records (the DB is owner-only: as root).
+control_socket() {
+  python3 -c 'import sqlite3, sys
+c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+print(c.execute("SELECT control_socket FROM set_info").fetchone()[0])' "$1"
+}
 # set_uuid MNT: the UUID of the set mounted at MNT.
 set_uuid() {
   must "$REMAPCTL" status "$1" --json
@@ -497,7 +504,7 @@ set_uuid() {
 
 # committed_sectors DB: table entries committed to the DB, read with SQLite
 # read-only, so that it works while the daemon runs and asks it for nothing
-# (remapctl given the DB asks a running daemon to flush first).
+# (remapctl given the DB of a running daemon asks the daemon).
 committed_sectors() {
   python3 -c 'import sqlite3, sys
 c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)

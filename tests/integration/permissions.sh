@@ -2,7 +2,8 @@
 # permissions: the DB (with its WAL and shm) and a SPARE that remapctl makes
 # are owner-only; the exposed file has MAIN's owner and mode, enforced by the
 # kernel; a user who is neither the daemon's owner nor root cannot steer it
-# through the control channel, even with allow_other.
+# through the control channel, even with allow_other: the DB that names the
+# channel is not readable, and the daemon refuses the user anyway.
 source "$(dirname "$0")/lib.sh"
 setup
 
@@ -32,14 +33,26 @@ assert_contains "nobody reading the image" "Permission denied" "$(ERR)"
 run as_nobody dd if=/dev/zero of="$EXPOSED" bs=4096 count=1 conv=notrunc status=none
 assert_eq "nobody writing the image exits" 1 "$RC"
 
-# nobody finds the set through the mount's xattrs but may not steer it.
-for args in "status $MNT" "fault add $MNT --sectors 1 --op write" "remap $MNT 5"; do
+# nobody finds the set through the mount's xattrs but cannot read its DB,
+# which names the control channel, nor steer the set.
+for args in "status $MNT" "fault add $MNT --sectors 1 --op write" "remap $MNT 5" "status $DB"; do
   # shellcheck disable=SC2086
   must_fail_one_line as_nobody "$REMAPCTL" $args
+  assert_contains "nobody's remapctl $args" "permission denied" "$(ERR)"
 done
+# Even knowing the channel's name, nobody is not served.
+name=$(control_socket "$DB")
+run as_nobody /usr/bin/python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect("\0" + sys.argv[1])
+try:
+    s.sendall(b"{\"verb\": \"fault-clear\"}\n")
+    data = s.recv(65536)
+    print(repr(data) if data else "closed")
+except (BrokenPipeError, ConnectionResetError):
+    print("closed")' "$name"
+[[ $(OUT) == closed ]] || { show_output; fail "nobody's raw request was not refused"; }
 assert_file_contains "daemon log" "control channel: refused a client of uid $(id -u nobody)" "$LOG"
-# And cannot read the DB to go around the daemon.
-must_fail_one_line as_nobody "$REMAPCTL" status "$DB"
 
 # Nothing changed: no rule, no remap; root still steers it.
 must "$REMAPCTL" fault list "$MNT" --json

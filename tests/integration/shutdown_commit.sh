@@ -50,7 +50,7 @@ queue_writes() {
 start_flush() {
   local how=$1 out=$2
   if [[ $how == unmount ]]; then
-    start_bg python3 "$CONTROL_PY" "$UUID" call '{"verb": "flush"}' >"$out"
+    start_bg python3 "$CONTROL_PY" "$DB" call '{"verb": "flush"}' >"$out"
   else
     start_bg python3 -c 'import json, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDONLY)
@@ -74,7 +74,6 @@ except OSError:
 
 # How long a flush of PER queued remaps takes here.
 mount_set "$MAIN" "$SPARE" "$DB" "$MNT" "commit_ms=600000"
-UUID=$(set_uuid "$MNT")
 queue_writes 0 unmount
 start_flush unmount "$T/flush.cal"
 wait "$FLUSHER" || fail "the calibration flush failed: $(cat "$T/flush.cal")"

@@ -60,11 +60,10 @@ for (( r = 0; r < ${#ROUNDS[@]}; r++ )); do
   # not read it; at SIGTERM one that never sends its request.
   stuck=""
   if [[ $how == unmount || $how == TERM ]]; then
-    uuid=$(set_uuid "$MNT")
     if [[ $how == unmount ]]; then
-      start_bg python3 "$CONTROL_PY" "$uuid" noread '{"verb": "list"}'
+      start_bg python3 "$CONTROL_PY" "$DB" noread '{"verb": "list"}'
     else
-      start_bg python3 "$CONTROL_PY" "$uuid" silent
+      start_bg python3 "$CONTROL_PY" "$DB" silent
     fi >"$T/stuck.$r"
     stuck=$BG_PID
     for i in $(seq 100); do [[ -s $T/stuck.$r ]] && break; sleep 0.02; done
