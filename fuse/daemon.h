@@ -1,5 +1,5 @@
 // Daemon: runs a mounted session and owns the ordered shutdown of
-// DESIGN.md. libfuse 3.14's own multithreaded loop may not wake on exit, and
+// store/DESIGN.md. libfuse 3.14's own multithreaded loop may not wake on exit, and
 // `destroy` is not called for plain fuse mounts unless the loop returns, so
 // the daemon runs its own worker threads over fuse_session_receive_buf /
 // fuse_session_process_buf and never depends on either: a worker blocked in

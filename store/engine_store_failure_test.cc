@@ -125,6 +125,16 @@ class StoreFailure : public ::testing::Test {
         {.path_prefix = set_.paths.db, .file = file, .op = op, .rc = rc, .skip = skip, .count = count});
   }
 
+  // Opens `set` with sector 3 = v1_ flushed and sector 5 = v2_ remapped (a
+  // MAIN write fault), its mapping queued, not committed.
+  void OpenWithAQueuedRemap(test::MemSet& set, std::unique_ptr<Engine>* e) {
+    *e = set.OpenOrDie(VfsOptions());
+    ASSERT_TRUE(WriteSector(e->get(), 3, v1_).ok());
+    ASSERT_TRUE((*e)->Flush().ok());
+    ASSERT_TRUE(test::AddWriteFault(e->get(), Device::kMain, 5).ok());
+    ASSERT_TRUE(WriteSector(e->get(), 5, v2_).ok());
+  }
+
   test::QuietLogs quiet_;
   test::MemSet set_{/*main_size=*/64 * 4096, /*slots=*/8, /*sector_size=*/4096};
   const std::string v1_ = test::Pattern(4096, 1), v2_ = test::Pattern(4096, 2), v3_ = test::Pattern(4096, 3);
@@ -144,11 +154,8 @@ TEST_F(StoreFailure, FlushFailsWithEIOThenTheRetriedCommitMakesItAllDurable) {
   for (const CommitFault& cf : kCommitFaults) {
     SCOPED_TRACE(cf.name);
     test::MemSet set(64 * 4096, 8, 4096);
-    auto e = set.OpenOrDie(VfsOptions());
-    ASSERT_TRUE(WriteSector(e.get(), 3, v1_).ok());
-    ASSERT_TRUE(e->Flush().ok());
-    ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 5).ok());
-    ASSERT_TRUE(WriteSector(e.get(), 5, v2_).ok());  // remapped, queued
+    std::unique_ptr<Engine> e;
+    ASSERT_NO_FATAL_FAILURE(OpenWithAQueuedRemap(set, &e));
     const uint64_t id =
         FaultVfs::Inject({.path_prefix = set.paths.db, .file = VfsFile::kWal, .op = cf.op, .rc = cf.rc, .count = 1});
     Status s = e->Flush();
@@ -189,11 +196,8 @@ TEST_F(StoreFailure, FailedWalSyncIsRememberedUntilTheSetIsReopened) {
   for (const bool orderly_stop : {true, false}) {
     SCOPED_TRACE(orderly_stop ? "orderly stop" : "kill -9");
     test::MemSet set(64 * 4096, 8, 4096);
-    auto e = set.OpenOrDie(VfsOptions());
-    ASSERT_TRUE(WriteSector(e.get(), 3, v1_).ok());
-    ASSERT_TRUE(e->Flush().ok());
-    ASSERT_TRUE(test::AddWriteFault(e.get(), Device::kMain, 5).ok());
-    ASSERT_TRUE(WriteSector(e.get(), 5, v2_).ok());  // remapped, queued
+    std::unique_ptr<Engine> e;
+    ASSERT_NO_FATAL_FAILURE(OpenWithAQueuedRemap(set, &e));
     const uint64_t id = FaultVfs::Inject(
         {.path_prefix = set.paths.db, .file = VfsFile::kWal, .op = VfsOp::kSync, .rc = SQLITE_IOERR_FSYNC, .count = 1});
     EXPECT_EQ(e->Flush().ToErrno(), EIO);

@@ -105,7 +105,10 @@ void MetaWriter::Run() {
     const bool stopping = stop_;
     // The stopping cycle always commits, so that the counters changed since
     // the last commit (reads, bytes, flushes) survive an orderly stop.
-    if (waiters_.empty() && queue_.empty() && !stopping) continue;
+    // A failed commit is retried every interval even when it held nothing but
+    // counters, so that the store's failing state ends once it can.
+    const bool retry = !commit_error_.ok();
+    if (waiters_.empty() && queue_.empty() && !retry && !stopping) continue;
     // Everything queued and every flusher registered so far is served by this
     // cycle; the data they wrote was written before they got here, so the
     // sync below covers it.
@@ -124,7 +127,7 @@ void MetaWriter::Run() {
     bool commit_failed = false;
     auto counters = counters_->Snapshot();
     const bool counters_changed = !served.empty() && counters != committed_counters_;
-    if (s.ok() && (!batch.empty() || stopping || counters_changed)) {
+    if (s.ok() && (!batch.empty() || stopping || counters_changed || retry)) {
       s = store_->Apply(batch, counters);
       if (s.ok()) committed_counters_ = std::move(counters);
       if (!s.ok()) {

@@ -639,8 +639,11 @@ TEST_F(SetFormatTest, RebindAdoptsAClone) {
 
 TEST_F(SetFormatTest, SetOfFormatOneRecordsMainsIdentityAtItsNextOpen) {
   const SetPaths p = MakeSet("a");
-  // A set as the previous format made it: no identity column, no stamp.
-  Sql(p.db, "ALTER TABLE set_info DROP COLUMN main_identity; PRAGMA user_version=1");
+  // A set as the previous format made it: no identity or control channel
+  // column, no stamp.
+  Sql(p.db,
+      "ALTER TABLE set_info DROP COLUMN main_identity; ALTER TABLE set_info DROP COLUMN control_socket; "
+      "PRAGMA user_version=1");
   ASSERT_EQ(::removexattr(p.main.c_str(), kStampXattr), 0);
   EXPECT_EQ(InfoOf(p.db).main_identity, "");
   // A refused open does not migrate it; `remapctl check` takes it as it is.

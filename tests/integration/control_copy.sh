@@ -42,6 +42,8 @@ python3 -c 'import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
 c.execute("UPDATE set_info SET main_path = ?, spare_path = ?", (sys.argv[2], sys.argv[3]))
 c.commit()' "$COPY" "$T/copy.img" "$T/copy.spare"
+# A cloned MAIN is another file: the documented move to it.
+must "$REMAPCTL" rebind "$COPY" --main "$T/copy.img"
 must "$REMAPCTL" fault add "$COPY" --sectors 7 --op write
 must "$REMAPCTL" mark-pending "$COPY" 9
 must "$REMAPCTL" fault list "$COPY" --json

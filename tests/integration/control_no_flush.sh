@@ -45,7 +45,10 @@ for i in $(seq 50); do
   sleep 0.1
   must "$REMAPCTL" status "$DB" --json
 done
-assert_eq "state once there is space again" degraded "$(jqr .state)"
+# The write's remap was either refused (a flush had already failed to
+# commit the counters) or made and committed now.
+if (( $(jqr .remapped_sectors) > 0 )); then want=degraded; else want=ok; fi
+assert_eq "state once there is space again" "$want" "$(jqr .state)"
 unmount_set "$MNT"
 umount "$T/dbfs"
 log "ok"

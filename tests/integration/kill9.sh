@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# kill9: the process-level crash campaign (DESIGN.md, durability 4). Cycle
+# kill9: the process-level crash campaign (store/DESIGN.md, durability 4). Cycle
 # after cycle: mount, run verifying writers (generation-stamped blocks, an
 # fsync after every batch, a log of what each fsync acknowledged) while MAIN
 # write faults (always, seeded --probability, --times) and sometimes SPARE

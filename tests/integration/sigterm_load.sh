@@ -42,6 +42,7 @@ for (( r = 0; r < ${#ROUNDS[@]}; r++ )); do
   # Its close (a FUSE flush sent after the signal) is refused; the write is what counts.
   start_bg python3 -c 'import os, sys
 fd = os.open(sys.argv[1], os.O_WRONLY)
+print("opened", flush=True)
 n = os.pwrite(fd, open(sys.argv[2], "rb").read(), int(sys.argv[3]))
 print(f"slow write: {n} bytes", flush=True)
 try:
@@ -50,6 +51,12 @@ except OSError as e:
     print(f"slow write: close: {e}", flush=True)
 sys.exit(0 if n == int(sys.argv[4]) else 1)' "$EXPOSED" "$T/slow.$r" $((slow_sector * SS)) $SS >"$T/slow.$r.out" 2>&1
   slow=$BG_PID
+  # Python may take a while to start on a loaded machine: the signal must
+  # come once the write is issued, not before the file is even open.
+  for (( i = 0; i < 100; i++ )); do
+    grep -q opened "$T/slow.$r.out" && break
+    sleep 0.1
+  done
   sleep 0.5
   pid_alive "$slow" || fail "the slow write finished before the signal (the delay rule did not hold it)"
   pid_alive "$writer" || { cat "$T/writer.$r.err" >&2; fail "the writer stopped before the signal"; }
