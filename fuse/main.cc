@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -240,10 +241,12 @@ void SetUpLogging(const Options& o, Startup* startup) {
   }
   auto level = spdlog::level::info;
   if (o.log_level) {
-    level = spdlog::level::from_str(o.log_level);
-    if (level == spdlog::level::off && std::strcmp(o.log_level, "off") != 0) {
+    // The four levels the help names, not every name spdlog knows.
+    const std::string_view name = o.log_level;
+    if (name != "debug" && name != "info" && name != "warn" && name != "error") {
       startup->Fail(std::string("unknown log_level '") + o.log_level + "' (debug, info, warn or error)");
     }
+    level = spdlog::level::from_str(o.log_level);
   }
   if (o.debug) level = spdlog::level::debug;
   logger->set_level(level);

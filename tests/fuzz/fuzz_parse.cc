@@ -1,6 +1,7 @@
 // fuzz_parse: the parsers of command-line and control-channel values.
 // The whole input is the text given to ParseSectorRange, ParseDevice,
-// ParseFaultOp and ParseByteSize (remapctl's --spare-size); the same bytes,
+// ParseFaultOp, ParseByteSize (remapctl's --spare-size), ParseDecimal,
+// ParseNumber, ParseProbability, CheckFileName and EscapeMountOption; the same bytes,
 // read as binary fields, make a FaultRule for FaultRule::Validate. Every
 // accepted value is checked against what the parser promises (and a byte
 // size against an independent 128-bit computation); a broken promise aborts.
@@ -11,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -85,6 +87,48 @@ void CheckByteSize(std::string_view s) {
   if (got != want) Fail("ParseByteSize disagrees with the reference", s);
 }
 
+// ParseDecimal and ParseNumber against an independent digit-by-digit
+// computation (in 128 bits, so that an overflow shows); ParseProbability's
+// promise; CheckFileName's rules; EscapeMountOption leaves no bare comma.
+void CheckNumbersAndNames(std::string_view s) {
+  std::optional<unsigned __int128> want;
+  if (AllDigits(s)) {
+    unsigned __int128 v = 0;
+    for (char c : s) {
+      v = v * 10 + static_cast<unsigned>(c - '0');
+      if (v > UINT64_MAX) break;
+    }
+    if (v <= UINT64_MAX) want = v;
+  }
+  const std::optional<uint64_t> got = remapfs::ParseDecimal(s);
+  if (got.has_value() != want.has_value() || (got && *got != static_cast<uint64_t>(*want))) {
+    Fail("ParseDecimal disagrees with the reference", s);
+  }
+  uint64_t n = 0;
+  const remapfs::Status ns = remapfs::ParseNumber("--n", s, 1, 1000, &n);
+  if (ns.ok() != (got && *got >= 1 && *got <= 1000) || (ns.ok() && n != *got)) Fail("ParseNumber's range", s);
+  double p = 0;
+  if (remapfs::ParseProbability("--p", s, &p).ok() && !(p > 0.0 && p <= 1.0)) {
+    Fail("ParseProbability accepted a value outside (0, 1]", s);
+  }
+  if (remapfs::CheckFileName("name", s).ok()) {
+    if (s.empty() || s.size() > 255 || s == "." || s == ".." || s.find('/') != std::string_view::npos) {
+      Fail("CheckFileName accepted a bad name", s);
+    }
+    for (char c : s) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) Fail("CheckFileName accepted a control character", s);
+    }
+  }
+  const std::string escaped = remapfs::EscapeMountOption(s);
+  for (size_t i = 0; i < escaped.size(); ++i) {
+    if (escaped[i] == '\\') {
+      ++i;  // an escaped character
+    } else if (escaped[i] == ',') {
+      Fail("EscapeMountOption left a bare comma", s);
+    }
+  }
+}
+
 void CheckValidate(const uint8_t* data, size_t size) {
   FuzzedDataProvider p(data, size);
   FaultRule r;
@@ -118,6 +162,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CheckSectorRange(s);
   CheckNames(s);
   CheckByteSize(s);
+  CheckNumbersAndNames(s);
   CheckValidate(data, size);
   return 0;
 }

@@ -105,6 +105,7 @@ refused "remapfs: unknown -o option" "$REMAPFS" "$A_MAIN" "$MNT2" -o "$RO,no_suc
 refused "remapfs: unknown -o flag" "$REMAPFS" "$A_MAIN" "$MNT2" -o "$RO,frobnicate"
 refused "remapfs: bad name=" "$REMAPFS" "$A_MAIN" "$MNT2" -o "$RO,name=a/b"
 refused "remapfs: bad log_level=" "$REMAPFS" "$A_MAIN" "$MNT2" -o "$RO,log=$T/logs/bad.log,log_level=loud"
+refused "remapfs: log_level= outside the four" "$REMAPFS" "$A_MAIN" "$MNT2" -o "$RO,log=$T/logs/bad.log,log_level=trace"
 refused "remapfs: bad threads=" "$REMAPFS" "$A_MAIN" "$MNT2" -o "$RO,threads=0"
 # Numbers and names (issue 7, item 6): sscanf's %u took "-5" and wrapped it.
 for opt in threads=-1 threads=65 threads= threads=4x commit_ms=-5 commit_ms=99999999999999999999 commit_ms=0 \
