@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shutdown_slow_io: the ordered shutdown while slow I/O is in flight. Delay
-# rules (--delay-ms 2000) on MAIN hold a reader (a read of a slow sector), a
+# rules (--delay-ms 4000) on MAIN hold a reader (a read of a slow sector), a
 # writer (a write to a slow sector) and a `remapctl remap` (the control
 # channel, a background worker, blocked reading a slow sector) when SIGTERM
 # or SIGINT arrives; at `fusermount -u` (which a mount with open files
@@ -13,7 +13,7 @@ source "$(dirname "$0")/lib.sh"
 setup
 
 SS=4096
-DELAY=2000
+DELAY=4000
 BOUND=30
 make_set so 64M 16M $SS
 MNT=$T/mnt
@@ -39,8 +39,6 @@ for (( r = 0; r < ${#ROUNDS[@]}; r++ )); do
   must "$REMAPCTL" fault add "$MNT" --device main --op write --sectors $B --delay-ms $DELAY
   must "$REMAPCTL" fault add "$MNT" --device main --op read --sectors $C --delay-ms $DELAY
   t0=$(now_ms)
-  start_bg "$REMAPCTL" remap "$MNT" $C >"$T/remap.$r" 2>&1
-  remap=$BG_PID
   reader="" writer=""
   if [[ $how != unmount ]]; then
     # Their close (a FUSE flush sent after the stop began) is refused; the
@@ -67,7 +65,12 @@ try:
 except OSError as e:
     print(f"close: {e}", flush=True)' "$EXPOSED" "$T/new.$r" $((B * SS)) >"$T/writer.$r" 2>&1
     writer=$BG_PID
+    # Python starts slowly on a busy machine: both must be held before the
+    # remap starts, so that all three overlap.
+    wait_delayed_io "$pid" 2
   fi
+  start_bg "$REMAPCTL" remap "$MNT" $C >"$T/remap.$r" 2>&1
+  remap=$BG_PID
   if [[ $how == unmount ]]; then wait_delayed_io "$pid" 1; else wait_delayed_io "$pid" 3; fi
   for p in $remap $reader $writer; do
     pid_alive "$p" || fail "a slow request finished before the stop (the delay rule did not hold it)"
