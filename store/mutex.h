@@ -91,8 +91,9 @@ class SCOPED_CAPABILITY ReaderLock {
 };
 
 // A condition variable for a Mutex. The waits take the mutex as an argument
-// so that the analysis checks it is held; like std::condition_variable they
-// may wake spuriously, so callers wait in a loop on their condition.
+// so that the analysis checks it is held. They may wake spuriously, so
+// callers loop on their condition; there is no predicate overload because a
+// predicate lambda is analysed apart from its caller, as holding no lock.
 class CondVar {
  public:
   void Wait(Mutex& mu) REQUIRES(mu) {

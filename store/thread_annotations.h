@@ -32,12 +32,6 @@
 // The function gives back lock(s) the caller held.
 #define RELEASE(...) REMAPFS_TSA(release_capability(__VA_ARGS__))
 #define RELEASE_SHARED(...) REMAPFS_TSA(release_shared_capability(__VA_ARGS__))
-// The function takes the lock only when it returns `result`.
-#define TRY_ACQUIRE(result, ...) REMAPFS_TSA(try_acquire_capability(result, __VA_ARGS__))
-// The function checks at run time that the lock is held.
-#define ASSERT_CAPABILITY(lock) REMAPFS_TSA(assert_capability(lock))
-// The function returns a reference to the lock.
-#define RETURN_CAPABILITY(lock) REMAPFS_TSA(lock_returned(lock))
 
 // Turns the analysis off for one function whose locking it cannot follow;
 // say why wherever it is used.
