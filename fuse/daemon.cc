@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstring>
 
+#include "store/mutex.h"
+
 namespace remapfs {
 
 namespace {
@@ -29,15 +31,15 @@ sigset_t ShutdownSignals() {
 // all of them, as a worker that does not come back is left running.
 struct State {
   fuse_session* session;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::string reason;  // GUARDED_BY(mu); non-empty once shutdown is asked for
-  int running_workers = 0;  // GUARDED_BY(mu)
+  Mutex mu;
+  CondVar cv;
+  std::string reason GUARDED_BY(mu);  // non-empty once shutdown is asked for
+  int running_workers GUARDED_BY(mu) = 0;
 
-  void Request(const std::string& why) {
-    std::lock_guard lock(mu);
+  void Request(const std::string& why) EXCLUDES(mu) {
+    MutexLock lock(&mu);
     if (reason.empty()) reason = why;
-    cv.notify_all();
+    cv.SignalAll();
   }
 };
 
@@ -55,9 +57,9 @@ void Worker(std::shared_ptr<State> state) {
   std::free(buf.mem);
   // The kernel ended the session (unmount), or shutdown is under way.
   state->Request("the filesystem was unmounted");
-  std::lock_guard lock(state->mu);
+  MutexLock lock(&state->mu);
   --state->running_workers;
-  state->cv.notify_all();
+  state->cv.SignalAll();
 }
 
 }  // namespace
@@ -79,7 +81,7 @@ int Daemon::Run(fuse_session* session, Filesystem* fs, Engine* engine, std::uniq
   state.session = session;
   std::vector<std::thread> workers;
   {
-    std::lock_guard lock(state.mu);
+    MutexLock lock(&state.mu);
     state.running_workers = threads;
   }
   for (int i = 0; i < threads; ++i) workers.emplace_back(Worker, shared);
@@ -96,8 +98,8 @@ int Daemon::Run(fuse_session* session, Filesystem* fs, Engine* engine, std::uniq
 
   std::string reason;
   {
-    std::unique_lock lock(state.mu);
-    state.cv.wait(lock, [&] { return !state.reason.empty(); });
+    MutexLock lock(&state.mu);
+    while (state.reason.empty()) state.cv.Wait(state.mu);
     reason = state.reason;
   }
   // A signal to the thread itself ends its sigwait (if a signal has not
@@ -132,8 +134,11 @@ int Daemon::Run(fuse_session* session, Filesystem* fs, Engine* engine, std::uniq
   bool joined = false;
   for (int i = 0; i < 200 && !joined; ++i) {
     for (pthread_t id : worker_ids) pthread_kill(id, SIGUSR1);
-    std::unique_lock lock(state.mu);
-    joined = state.cv.wait_for(lock, std::chrono::milliseconds(10), [&] { return state.running_workers == 0; });
+    MutexLock lock(&state.mu);
+    const auto deadline = Clock::now() + std::chrono::milliseconds(10);
+    while (state.running_workers != 0 && state.cv.WaitUntil(state.mu, deadline)) {
+    }
+    joined = state.running_workers == 0;
   }
   for (auto& w : workers) {
     if (joined) {

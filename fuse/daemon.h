@@ -13,9 +13,7 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <pthread.h>
 #include <string>
 #include <thread>

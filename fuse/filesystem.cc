@@ -13,25 +13,25 @@
 namespace remapfs {
 
 bool RequestGate::Enter() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (closed_) return false;
   ++active_;
   return true;
 }
 
 void RequestGate::Leave() {
-  std::lock_guard lock(mu_);
-  if (--active_ == 0) cv_.notify_all();
+  MutexLock lock(&mu_);
+  if (--active_ == 0) cv_.SignalAll();
 }
 
 void RequestGate::CloseAndDrain() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(&mu_);
   closed_ = true;
-  cv_.wait(lock, [this] { return active_ == 0; });
+  while (active_ != 0) cv_.Wait(mu_);
 }
 
 int RequestGate::active() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return active_;
 }
 

@@ -12,11 +12,10 @@
 #include <fuse_lowlevel.h>
 #include <sys/stat.h>
 
-#include <condition_variable>
-#include <mutex>
 #include <string>
 
 #include "store/engine.h"
+#include "store/mutex.h"
 
 namespace remapfs {
 
@@ -24,17 +23,17 @@ namespace remapfs {
 class RequestGate {
  public:
   // False once Close() was called: the request must not touch the engine.
-  bool Enter();
-  void Leave();
+  bool Enter() EXCLUDES(mu_);
+  void Leave() EXCLUDES(mu_);
   // No request enters from now on; returns when those inside have left.
-  void CloseAndDrain();
-  int active() const;
+  void CloseAndDrain() EXCLUDES(mu_);
+  int active() const EXCLUDES(mu_);
 
  private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  int active_ = 0;      // GUARDED_BY(mu_)
-  bool closed_ = false;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar cv_;
+  int active_ GUARDED_BY(mu_) = 0;
+  bool closed_ GUARDED_BY(mu_) = false;
 };
 
 struct FsConfig {

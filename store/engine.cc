@@ -29,28 +29,21 @@ double MsSince(Clock::time_point t) {
 }  // namespace
 
 // Locks the stripes of every region that [offset, offset + n) touches, in
-// ascending stripe order, shared or exclusive; unlocks on destruction.
-class Engine::RegionGuard {
+// ascending stripe order, shared or exclusive; unlocks on destruction. To the
+// analysis it holds all of `regions`: which stripes a request needs is known
+// only at run time, and the analysis follows only locks named in the code. So
+// it checks that what needs its regions locked runs under some RegionGuard,
+// not under the right stripes, and the stripe loops themselves are exempt.
+class SCOPED_CAPABILITY Engine::RegionGuard {
  public:
-  RegionGuard(std::array<std::shared_mutex, 256>& stripes, uint64_t offset, uint64_t n, bool exclusive)
-      : stripes_(stripes), exclusive_(exclusive) {
-    const uint64_t first = offset >> kRegionShift;
-    const uint64_t last = (offset + (n == 0 ? 1 : n) - 1) >> kRegionShift;
-    if (last - first + 1 >= stripes.size()) {
-      held_.set();
-    } else {
-      for (uint64_t r = first; r <= last; ++r) held_.set(r % stripes.size());
-    }
-    for (size_t i = 0; i < stripes.size(); ++i) {
-      if (!held_[i]) continue;
-      if (exclusive_) {
-        stripes_[i].lock();
-      } else {
-        stripes_[i].lock_shared();
-      }
-    }
-  }
-  ~RegionGuard() {
+  struct Shared {};
+  // Exclusive: writes and table edits.
+  RegionGuard(Regions* regions, uint64_t offset, uint64_t n) ACQUIRE(regions)
+      : RegionGuard(regions, offset, n, /*exclusive=*/true) {}
+  // Shared: reads.
+  RegionGuard(Regions* regions, uint64_t offset, uint64_t n, Shared) ACQUIRE_SHARED(regions)
+      : RegionGuard(regions, offset, n, /*exclusive=*/false) {}
+  ~RegionGuard() RELEASE() NO_THREAD_SAFETY_ANALYSIS {
     for (size_t i = 0; i < stripes_.size(); ++i) {
       if (!held_[i]) continue;
       if (exclusive_) {
@@ -64,6 +57,25 @@ class Engine::RegionGuard {
   RegionGuard& operator=(const RegionGuard&) = delete;
 
  private:
+  RegionGuard(Regions* regions, uint64_t offset, uint64_t n, bool exclusive) NO_THREAD_SAFETY_ANALYSIS
+      : stripes_(regions->stripes), exclusive_(exclusive) {
+    const uint64_t first = offset >> kRegionShift;
+    const uint64_t last = (offset + (n == 0 ? 1 : n) - 1) >> kRegionShift;
+    if (last - first + 1 >= stripes_.size()) {
+      held_.set();
+    } else {
+      for (uint64_t r = first; r <= last; ++r) held_.set(r % stripes_.size());
+    }
+    for (size_t i = 0; i < stripes_.size(); ++i) {
+      if (!held_[i]) continue;
+      if (exclusive_) {
+        stripes_[i].lock();
+      } else {
+        stripes_[i].lock_shared();
+      }
+    }
+  }
+
   std::array<std::shared_mutex, 256>& stripes_;
   const bool exclusive_;
   std::bitset<256> held_;
@@ -119,14 +131,20 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
     if (!s.ok()) return s;
   }
   std::vector<std::string> problems;
-  s = LoadTable(meta.get(), &engine->table_, &engine->alloc_, &problems);
+  {
+    // No other thread has the engine yet; the lock is for the analysis.
+    WriterLock lock(&engine->table_mu_);
+    s = LoadTable(meta.get(), &engine->table_, &engine->alloc_, &problems);
+    uint64_t pending = 0;
+    engine->table_.ForEach([&pending](const Mapping& m) { pending += m.pending(); });
+    engine->pending_count_ = pending;
+  }
   if (s.ok() && check) s = meta->IntegrityCheck(/*full=*/false, &problems);
   if (!s.ok()) return s;
   if (!problems.empty()) {
     return Status::Corruption("DB " + paths.db + " is inconsistent: " + problems.front() + " (" +
                               std::to_string(problems.size()) + " problem(s); run `remapctl check`)");
   }
-  engine->table_.ForEach([&](const Mapping& m) { engine->pending_count_ += m.pending(); });
 
   std::vector<FaultRule> rules;
   std::vector<InvalidFaultRule> invalid_rules;
@@ -187,16 +205,20 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
           .sync_data = [e] { return e->SyncData(); },
           .on_durable =
               [e](uint64_t seq) {
-                std::unique_lock lock(e->table_mu_);
+                WriterLock lock(&e->table_mu_);
                 e->alloc_.ReleaseDurable(seq);
                 if (e->alloc_.free_count() * uint64_t{10} >= e->alloc_.slot_count()) e->spare_low_logged_ = false;
               },
       },
       options.commit_interval);
   for (const InvalidFaultRule& r : invalid_rules) engine->writer_->Enqueue(EraseFaultRule{r.id});
-  spdlog::info("opened set {}: {} sectors of {} bytes, {} remapped, {} pending, {}/{} slots free", info.uuid,
-               e->sector_count(), ss, e->table_.size() - e->pending_count_, e->pending_count_,
-               e->alloc_.free_count(), info.slot_count);
+  {
+    // The writer's thread runs now, and its on_durable edits the allocator.
+    ReaderLock lock(&e->table_mu_);
+    spdlog::info("opened set {}: {} sectors of {} bytes, {} remapped, {} pending, {}/{} slots free", info.uuid,
+                 e->sector_count(), ss, e->table_.size() - e->pending_count_, e->pending_count_,
+                 e->alloc_.free_count(), info.slot_count);
+  }
   *result = std::move(engine);
   return Status::OK();
 }
@@ -204,7 +226,7 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
 Engine::~Engine() { Close(); }
 
 Status Engine::Close() {
-  std::lock_guard close_lock(close_mu_);
+  MutexLock close_lock(&close_mu_);
   if (closed_) return Status::OK();
   closed_ = true;
   // An Open that failed midway destroys its engine before the writer, the DB
@@ -246,7 +268,7 @@ Status Engine::Close() {
 }
 
 void Engine::AbandonForTest() {
-  std::lock_guard close_lock(close_mu_);
+  MutexLock close_lock(&close_mu_);
   if (closed_) return;
   closed_ = true;
   writer_->Abandon();
@@ -305,7 +327,7 @@ std::vector<Engine::Run> Engine::RunsFor(uint64_t offset, size_t n) const {
   const uint64_t s0 = offset / ss, s1 = (offset + n + ss - 1) / ss;
   std::vector<Mapping> maps;
   {
-    std::shared_lock lock(table_mu_);
+    ReaderLock lock(&table_mu_);
     table_.Collect(s0, s1, &maps);
   }
   std::vector<Run> runs;
@@ -338,7 +360,7 @@ Status Engine::Read(uint64_t offset, size_t n, char* out) {
   counters_.Add(Counter::kBytesRead, n);
   if (n == 0) return s;
   const uint64_t ss = sector_size(), end = offset + n;
-  RegionGuard guard(regions_, offset, n, /*exclusive=*/false);
+  RegionGuard guard(&regions_, offset, n, RegionGuard::Shared{});
   for (const Run& r : RunsFor(offset, n)) {
     const uint64_t b = std::max(offset, r.first * ss), e = std::min(end, (r.first + r.count) * ss);
     char* dst = out + (b - offset);
@@ -369,7 +391,6 @@ Status Engine::Read(uint64_t offset, size_t n, char* out) {
 // A read of MAIN failed with a media error: read sector by sector with
 // retries so that only the sectors that really fail become pending. An error
 // that is not the medium's ends it at once and changes nothing.
-// REQUIRES: region lock held.
 Status Engine::ReadMainSlow(uint64_t begin, uint64_t end, char* out) {
   const uint64_t ss = sector_size();
   Status first_error;
@@ -382,7 +403,7 @@ Status Engine::ReadMainSlow(uint64_t begin, uint64_t end, char* out) {
     }
     if (!s.ok() && !s.IsMediaError()) return s;
     if (!s.ok()) {
-      MarkPendingLocked(sector, "read failed");
+      MarkPendingUnlessMapped(sector, "read failed");
       if (first_error.ok()) {
         first_error = Status::IOError("sector " + std::to_string(sector) + " of MAIN is unreadable (" +
                                           s.message() + "); it is now pending",
@@ -400,7 +421,7 @@ Status Engine::Write(uint64_t offset, size_t n, const char* data) {
   counters_.Add(Counter::kBytesWritten, n);
   if (n == 0) return s;
   const uint64_t ss = sector_size(), end = offset + n;
-  RegionGuard guard(regions_, offset, n, /*exclusive=*/true);
+  RegionGuard guard(&regions_, offset, n);
   for (const Run& r : RunsFor(offset, n)) {
     const uint64_t b = std::max(offset, r.first * ss), e = std::min(end, (r.first + r.count) * ss);
     const char* src = data + (b - offset);
@@ -432,7 +453,7 @@ Status Engine::Write(uint64_t offset, size_t n, const char* data) {
 }
 
 // A write to MAIN failed with a media error: write sector by sector and
-// remap those that fail so. REQUIRES: region lock held exclusively.
+// remap those that fail so.
 Status Engine::WriteMainSlow(uint64_t begin, uint64_t end, const char* data) {
   const uint64_t ss = sector_size();
   for (uint64_t sector = begin / ss; sector * ss < end; ++sector) {
@@ -449,7 +470,7 @@ Status Engine::WriteMainSlow(uint64_t begin, uint64_t end, const char* data) {
 // Writes into the slots of a run. Whole sectors go in one request when the
 // range is sector-aligned; partial sectors are a read-modify-write of their
 // slot. A slot whose write fails with a media error is marked bad and the
-// sector moves to a new slot. REQUIRES: region lock held exclusively.
+// sector moves to a new slot.
 Status Engine::WriteSlotRun(const Run& run, uint64_t begin, uint64_t end, const char* data) {
   const uint64_t ss = sector_size();
   if (begin % ss == 0 && end % ss == 0) {
@@ -495,7 +516,7 @@ Status Engine::RemapSector(uint64_t sector, uint32_t in_off, size_t len, const c
   // remapfs never invents data.
   std::optional<uint32_t> current;
   {
-    std::shared_lock lock(table_mu_);
+    ReaderLock lock(&table_mu_);
     current = table_.Find(sector);
   }
   std::string full(ss, '\0');
@@ -503,7 +524,7 @@ Status Engine::RemapSector(uint64_t sector, uint32_t in_off, size_t len, const c
                      : main_->ReadAt(sector * ss, ss, full.data());
   if (!s.ok()) {
     if (!s.IsMediaError()) return s;
-    if (!current) MarkPendingLocked(sector, "read for a partial write failed");
+    if (!current) MarkPendingUnlessMapped(sector, "read for a partial write failed");
     return Status::IOError("partial write to sector " + std::to_string(sector) +
                                " cannot be remapped: the rest of the sector is unreadable (" + s.message() + ")",
                            EIO);
@@ -525,7 +546,7 @@ Status Engine::PlaceInNewSlot(uint64_t sector, const char* full, const char* why
     std::optional<uint32_t> slot;
     bool spare_low = false;
     {
-      std::unique_lock lock(table_mu_);
+      WriterLock lock(&table_mu_);
       slot = alloc_.Allocate();
       spare_low = alloc_.free_count() * uint64_t{10} < alloc_.slot_count();
     }
@@ -544,7 +565,7 @@ Status Engine::PlaceInNewSlot(uint64_t sector, const char* full, const char* why
     if (!s.ok() && !s.IsMediaError()) {
       // Not the slot's fault (host filesystem full, no memory...): the slot
       // is as good as before, and nothing refers to it yet.
-      std::unique_lock lock(table_mu_);
+      WriterLock lock(&table_mu_);
       alloc_.Unallocate(*slot);
       return s;
     }
@@ -554,7 +575,7 @@ Status Engine::PlaceInNewSlot(uint64_t sector, const char* full, const char* why
       continue;
     }
     {
-      std::unique_lock lock(table_mu_);
+      WriterLock lock(&table_mu_);
       std::optional<uint32_t> old = table_.Find(sector);
       if (old && *old == kPendingSlot) --pending_count_;
       table_.Set(sector, *slot);
@@ -569,7 +590,7 @@ Status Engine::PlaceInNewSlot(uint64_t sector, const char* full, const char* why
 
 void Engine::MarkSlotBad(uint32_t slot, uint64_t sector) {
   {
-    std::unique_lock lock(table_mu_);
+    WriterLock lock(&table_mu_);
     alloc_.MarkBad(slot);
     writer_->Enqueue(PutBadSlot{slot});
   }
@@ -577,9 +598,9 @@ void Engine::MarkSlotBad(uint32_t slot, uint64_t sector) {
   spdlog::warn("spare slot {} is bad (write failed for sector {})", slot, sector);
 }
 
-void Engine::MarkPendingLocked(uint64_t sector, const char* why) {
+void Engine::MarkPendingUnlessMapped(uint64_t sector, const char* why) {
   {
-    std::unique_lock lock(table_mu_);
+    WriterLock lock(&table_mu_);
     if (table_.Find(sector)) return;  // another reader got there first
     table_.Set(sector, kPendingSlot);
     ++pending_count_;
@@ -605,10 +626,10 @@ Status Engine::Remap(uint64_t sector) {
   Status s = CheckSector(sector);
   if (!s.ok()) return s;
   const uint64_t ss = sector_size();
-  RegionGuard guard(regions_, sector * ss, ss, /*exclusive=*/true);
+  RegionGuard guard(&regions_, sector * ss, ss);
   std::optional<uint32_t> current;
   {
-    std::shared_lock lock(table_mu_);
+    ReaderLock lock(&table_mu_);
     current = table_.Find(sector);
   }
   s = CheckSectorChange(SectorChange::kRemap, sector, current);
@@ -627,10 +648,10 @@ Status Engine::Unremap(uint64_t sector) {
   Status s = CheckSector(sector);
   if (!s.ok()) return s;
   const uint64_t ss = sector_size();
-  RegionGuard guard(regions_, sector * ss, ss, /*exclusive=*/true);
+  RegionGuard guard(&regions_, sector * ss, ss);
   std::optional<uint32_t> slot;
   {
-    std::shared_lock lock(table_mu_);
+    ReaderLock lock(&table_mu_);
     slot = table_.Find(sector);
   }
   s = CheckSectorChange(SectorChange::kUnremap, sector, slot);
@@ -653,7 +674,7 @@ Status Engine::Unremap(uint64_t sector) {
     }
   }
   {
-    std::unique_lock lock(table_mu_);
+    WriterLock lock(&table_mu_);
     table_.Erase(sector);
     const uint64_t seq = writer_->Enqueue(EraseSector{sector});
     if (*slot == kPendingSlot) {
@@ -671,13 +692,13 @@ Status Engine::Unremap(uint64_t sector) {
 Status Engine::MarkPending(uint64_t sector) {
   Status s = CheckSector(sector);
   if (!s.ok()) return s;
-  RegionGuard guard(regions_, sector * sector_size(), sector_size(), /*exclusive=*/true);
+  RegionGuard guard(&regions_, sector * sector_size(), sector_size());
   {
-    std::shared_lock lock(table_mu_);
+    ReaderLock lock(&table_mu_);
     s = CheckSectorChange(SectorChange::kMarkPending, sector, table_.Find(sector));
     if (!s.ok()) return s;
   }
-  MarkPendingLocked(sector, "marked by hand");
+  MarkPendingUnlessMapped(sector, "marked by hand");
   return Status::OK();
 }
 
@@ -707,7 +728,7 @@ std::vector<FaultRule> Engine::ListFaultRules() const { return rules_->List(); }
 
 std::vector<Mapping> Engine::List(uint64_t first, uint64_t end) const {
   std::vector<Mapping> out;
-  std::shared_lock lock(table_mu_);
+  ReaderLock lock(&table_mu_);
   table_.Collect(first, end, &out);
   return out;
 }
@@ -716,7 +737,7 @@ Health Engine::GetHealth() const {
   Health h;
   h.counters = counters_.Snapshot();
   {
-    std::shared_lock lock(table_mu_);
+    ReaderLock lock(&table_mu_);
     h.pending_sectors = pending_count_;
     h.remapped_sectors = table_.size() - pending_count_;
     h.slots_total = alloc_.slot_count();

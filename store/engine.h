@@ -11,6 +11,7 @@
 // cannot lose a concurrent update. The table and slot allocator sit behind
 // one more lock, held only for lookups and edits, never during I/O.
 // Lock order: region stripes (ascending), then table lock, then the writer's.
+// clang's -Wthread-safety checks the annotations below (see mutex.h).
 #pragma once
 
 #include <array>
@@ -18,7 +19,6 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -30,6 +30,7 @@
 #include "store/health.h"
 #include "store/meta_store.h"
 #include "store/metadata_writer.h"
+#include "store/mutex.h"
 #include "store/remap_table.h"
 #include "store/set_format.h"
 #include "store/slot_allocator.h"
@@ -82,7 +83,7 @@ class Engine {
   // metadata writer; checkpoint the WAL, mark the DB clean and close it;
   // release the locks and close the images.
   // REQUIRES: no request is in flight or will start (the caller stopped them).
-  Status Close();
+  Status Close() EXCLUDES(close_mu_);
 
   // Test hook: simulates `kill -9` of the daemon. Stops the metadata writer
   // WITHOUT committing what it has queued, does not sync MAIN or SPARE, does
@@ -91,22 +92,22 @@ class Engine {
   // A later Close (or the destructor) does nothing. Pair it with
   // MemEnv::PowerCut to simulate a power loss. Tests only.
   // REQUIRES: no request is in flight or will start.
-  void AbandonForTest();
+  void AbandonForTest() EXCLUDES(close_mu_);
 
   // REQUIRES for I/O: offset + n <= size().
-  Status Read(uint64_t offset, size_t n, char* out);
-  Status Write(uint64_t offset, size_t n, const char* data);
+  Status Read(uint64_t offset, size_t n, char* out) EXCLUDES(table_mu_);
+  Status Write(uint64_t offset, size_t n, const char* data) EXCLUDES(table_mu_);
   // Makes every acknowledged write and table change durable (DESIGN.md,
   // durability 2).
   Status Flush();
 
   // Copies a readable normal sector to a slot and serves it from there.
-  Status Remap(uint64_t sector);
+  Status Remap(uint64_t sector) EXCLUDES(table_mu_);
   // Serves a sector from MAIN again: a remapped one is copied back and
   // verified first; a pending one is simply forgotten.
-  Status Unremap(uint64_t sector);
+  Status Unremap(uint64_t sector) EXCLUDES(table_mu_);
   // Declares a normal sector unreadable (reads fail until it is written).
-  Status MarkPending(uint64_t sector);
+  Status MarkPending(uint64_t sector) EXCLUDES(table_mu_);
 
   Status AddFaultRule(const FaultRule& rule, FaultRule* added);
   Status RemoveFaultRule(uint64_t id);
@@ -114,8 +115,8 @@ class Engine {
   std::vector<FaultRule> ListFaultRules() const;
 
   // Table entries with sector in [first, end), in order.
-  std::vector<Mapping> List(uint64_t first, uint64_t end) const;
-  Health GetHealth() const;
+  std::vector<Mapping> List(uint64_t first, uint64_t end) const EXCLUDES(table_mu_);
+  Health GetHealth() const EXCLUDES(table_mu_);
 
   uint64_t size() const { return info_.main_size; }
   uint32_t sector_size() const { return info_.sector_size; }
@@ -130,19 +131,29 @@ class Engine {
 
   Status CheckRange(uint64_t offset, size_t n) const;
   Status CheckSector(uint64_t sector) const;
-  std::vector<Run> RunsFor(uint64_t offset, size_t n) const;
+  // The region stripes, which to the analysis are one lock (see RegionGuard):
+  // a function that needs its regions locked REQUIRES regions_.
+  struct CAPABILITY("region locks") Regions {
+    std::array<std::shared_mutex, 256> stripes;
+  };
+
+  std::vector<Run> RunsFor(uint64_t offset, size_t n) const REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
   Status SyncData();
 
-  Status ReadMainSlow(uint64_t begin, uint64_t end, char* out);
-  Status WriteMainSlow(uint64_t begin, uint64_t end, const char* data);
-  Status WriteSlotRun(const Run& run, uint64_t begin, uint64_t end, const char* data);
+  Status ReadMainSlow(uint64_t begin, uint64_t end, char* out) REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
+  Status WriteMainSlow(uint64_t begin, uint64_t end, const char* data) REQUIRES(regions_) EXCLUDES(table_mu_);
+  Status WriteSlotRun(const Run& run, uint64_t begin, uint64_t end, const char* data) REQUIRES(regions_)
+      EXCLUDES(table_mu_);
   // Writes `len` bytes at `in_off` of `sector` into a new slot, filling the
-  // rest of the sector from its current place. REQUIRES: region lock held.
-  Status RemapSector(uint64_t sector, uint32_t in_off, size_t len, const char* part, const char* why);
-  // Puts a full sector into a new slot and maps it. REQUIRES: region lock held.
-  Status PlaceInNewSlot(uint64_t sector, const char* full, const char* why);
-  void MarkSlotBad(uint32_t slot, uint64_t sector);
-  void MarkPendingLocked(uint64_t sector, const char* why);
+  // rest of the sector from its current place.
+  Status RemapSector(uint64_t sector, uint32_t in_off, size_t len, const char* part, const char* why)
+      REQUIRES(regions_) EXCLUDES(table_mu_);
+  // Puts a full sector into a new slot and maps it.
+  Status PlaceInNewSlot(uint64_t sector, const char* full, const char* why) REQUIRES(regions_) EXCLUDES(table_mu_);
+  void MarkSlotBad(uint32_t slot, uint64_t sector) EXCLUDES(table_mu_);
+  // Makes a sector pending unless it has an entry already (another request
+  // of the same region, also holding it shared, got there first).
+  void MarkPendingUnlessMapped(uint64_t sector, const char* why) REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
   void RecordEvent(EventKind kind, uint64_t sector, int64_t slot, std::string detail);
 
   const SetInfo info_;
@@ -155,15 +166,15 @@ class Engine {
   bool was_clean_ = true;
   std::atomic<bool> spare_low_logged_{false};
 
-  std::array<std::shared_mutex, 256> regions_;
-  mutable std::shared_mutex table_mu_;
-  RemapTable table_;       // GUARDED_BY(table_mu_)
-  SlotAllocator alloc_;    // GUARDED_BY(table_mu_)
-  uint64_t pending_count_ = 0;  // GUARDED_BY(table_mu_)
+  Regions regions_;
+  mutable SharedMutex table_mu_;
+  RemapTable table_ GUARDED_BY(table_mu_);
+  SlotAllocator alloc_ GUARDED_BY(table_mu_);
+  uint64_t pending_count_ GUARDED_BY(table_mu_) = 0;
 
   std::unique_ptr<MetaWriter> writer_;
-  std::mutex close_mu_;
-  bool closed_ = false;    // GUARDED_BY(close_mu_)
+  Mutex close_mu_;
+  bool closed_ GUARDED_BY(close_mu_) = false;
 };
 
 }  // namespace remapfs

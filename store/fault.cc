@@ -82,7 +82,7 @@ std::string FaultRule::ToString() const {
 }
 
 FaultRule FaultRules::Add(FaultRule rule) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (rule.id == 0) rule.id = next_id_;
   next_id_ = std::max(next_id_, rule.id + 1);
   rules_.push_back(Live{rule, 0, std::mt19937_64(rule.seed)});
@@ -91,7 +91,7 @@ FaultRule FaultRules::Add(FaultRule rule) {
 }
 
 bool FaultRules::Remove(uint64_t id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto it = std::find_if(rules_.begin(), rules_.end(), [id](const Live& l) { return l.rule.id == id; });
   if (it == rules_.end()) return false;
   rules_.erase(it);
@@ -100,13 +100,13 @@ bool FaultRules::Remove(uint64_t id) {
 }
 
 void FaultRules::Clear() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   rules_.clear();
   empty_.store(true, std::memory_order_release);
 }
 
 std::vector<FaultRule> FaultRules::List() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   std::vector<FaultRule> out;
   for (const Live& l : rules_) out.push_back(l.rule);
   return out;
@@ -115,7 +115,7 @@ std::vector<FaultRule> FaultRules::List() const {
 FaultRules::Effect FaultRules::Match(Device device, FaultOp op, uint64_t first, uint64_t end) {
   Effect effect;
   if (empty_.load(std::memory_order_acquire)) return effect;
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   for (Live& l : rules_) {
     const FaultRule& r = l.rule;
     if (r.device != device || (r.op != FaultOp::kBoth && r.op != op)) continue;

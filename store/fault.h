@@ -8,7 +8,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "store/backend.h"
+#include "store/mutex.h"
 
 namespace remapfs {
 
@@ -68,10 +68,10 @@ class FaultRules {
  public:
   // Adds a rule; rule.id is kept if non-zero (rules reloaded from the DB),
   // otherwise a fresh id is assigned. Returns the stored rule.
-  FaultRule Add(FaultRule rule);
-  bool Remove(uint64_t id);
-  void Clear();
-  std::vector<FaultRule> List() const;
+  FaultRule Add(FaultRule rule) EXCLUDES(mu_);
+  bool Remove(uint64_t id) EXCLUDES(mu_);
+  void Clear() EXCLUDES(mu_);
+  std::vector<FaultRule> List() const EXCLUDES(mu_);
 
   struct Effect {
     bool fail = false;
@@ -79,7 +79,7 @@ class FaultRules {
   };
   // What the rules do to a request of `op` (kRead or kWrite) on `device`
   // covering sectors [first, end).
-  Effect Match(Device device, FaultOp op, uint64_t first, uint64_t end);
+  Effect Match(Device device, FaultOp op, uint64_t first, uint64_t end) EXCLUDES(mu_);
 
  private:
   struct Live {
@@ -87,9 +87,9 @@ class FaultRules {
     uint64_t hits = 0;
     std::mt19937_64 rng;
   };
-  mutable std::mutex mu_;
-  std::vector<Live> rules_;  // GUARDED_BY(mu_)
-  uint64_t next_id_ = 1;     // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::vector<Live> rules_ GUARDED_BY(mu_);
+  uint64_t next_id_ GUARDED_BY(mu_) = 1;
   std::atomic<bool> empty_{true};
 };
 

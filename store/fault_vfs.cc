@@ -10,13 +10,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <random>
 #include <string_view>
 #include <vector>
 
 #include "store/engine.h"
 #include "store/mem_env.h"
+#include "store/mutex.h"
 
 namespace remapfs {
 
@@ -48,13 +48,14 @@ struct Fault {
   uint64_t seen = 0;
 };
 
+// What the FileStates hold is guarded by mu too.
 struct Registry {
-  std::mutex mu;
-  std::map<std::string, std::unique_ptr<FileState>> files;
-  std::vector<Fault> faults;
-  std::map<uint64_t, uint64_t> fired;  // id -> calls failed
-  std::vector<std::string> dead;       // prefixes of killed files
-  uint64_t next_id = 1;
+  Mutex mu;
+  std::map<std::string, std::unique_ptr<FileState>> files GUARDED_BY(mu);
+  std::vector<Fault> faults GUARDED_BY(mu);
+  std::map<uint64_t, uint64_t> fired GUARDED_BY(mu);  // id -> calls failed
+  std::vector<std::string> dead GUARDED_BY(mu);       // prefixes of killed files
+  uint64_t next_id GUARDED_BY(mu) = 1;
 };
 
 Registry& Reg() {
@@ -78,7 +79,7 @@ static_assert(sizeof(FaultFile) % 8 == 0);
 
 FaultFile* Cast(sqlite3_file* f) { return reinterpret_cast<FaultFile*>(f); }
 
-bool DeadLocked(const std::string& path) {
+bool IsDead(const std::string& path) REQUIRES(Reg().mu) {
   for (const std::string& p : Reg().dead) {
     if (StartsWith(path, p)) return true;
   }
@@ -101,8 +102,8 @@ int DefaultRc(VfsOp op) {
   return SQLITE_IOERR;
 }
 
-// The fault that fails this call, if any. REQUIRES: Reg().mu held.
-const VfsFault* FaultFor(FaultFile* f, VfsOp op) {
+// The fault that fails this call, if any.
+const VfsFault* FaultFor(FaultFile* f, VfsOp op) REQUIRES(Reg().mu) {
   for (Fault& x : Reg().faults) {
     const VfsFault& s = x.spec;
     if (s.op != op || (s.file != VfsFile::kAny && s.file != f->kind)) continue;
@@ -122,8 +123,8 @@ int ResultOf(const VfsFault& fault, VfsOp op) {
   return fault.rc ? fault.rc : DefaultRc(op);
 }
 
-// Remembers block b's durable content before it changes. REQUIRES: mu held.
-void Capture(FaultFile* f, int64_t b) {
+// Remembers block b's durable content before it changes.
+void Capture(FaultFile* f, int64_t b) REQUIRES(Reg().mu) {
   FileState& s = *f->state;
   if (s.dirty.count(b)) return;
   if (auto it = s.lost.find(b); it != s.lost.end()) {
@@ -148,7 +149,7 @@ int Close(sqlite3_file* file) {
   FaultFile* f = Cast(file);
   int rc = f->real()->pMethods ? f->real()->pMethods->xClose(f->real()) : SQLITE_OK;
   if (f->state) {
-    std::lock_guard lock(Reg().mu);
+    MutexLock lock(&Reg().mu);
     --f->state->handles;
   }
   return rc;
@@ -157,8 +158,8 @@ int Close(sqlite3_file* file) {
 int Read(sqlite3_file* file, void* buf, int amt, sqlite3_int64 off) {
   FaultFile* f = Cast(file);
   if (f->state) {
-    std::lock_guard lock(Reg().mu);
-    if (!DeadLocked(f->state->path)) {
+    MutexLock lock(&Reg().mu);
+    if (!IsDead(f->state->path)) {
       if (const VfsFault* fault = FaultFor(f, VfsOp::kRead); fault && !fault->kill) {
         return ResultOf(*fault, VfsOp::kRead);
       }
@@ -170,8 +171,8 @@ int Read(sqlite3_file* file, void* buf, int amt, sqlite3_int64 off) {
 int Write(sqlite3_file* file, const void* buf, int amt, sqlite3_int64 off) {
   FaultFile* f = Cast(file);
   if (!f->state) return f->real()->pMethods->xWrite(f->real(), buf, amt, off);
-  std::lock_guard lock(Reg().mu);
-  if (DeadLocked(f->state->path)) return SQLITE_OK;
+  MutexLock lock(&Reg().mu);
+  if (IsDead(f->state->path)) return SQLITE_OK;
   if (const VfsFault* fault = FaultFor(f, VfsOp::kWrite)) return ResultOf(*fault, VfsOp::kWrite);
   for (int64_t b = off / kBlock; b * kBlock < off + amt; ++b) Capture(f, b);
   return f->real()->pMethods->xWrite(f->real(), buf, amt, off);
@@ -180,8 +181,8 @@ int Write(sqlite3_file* file, const void* buf, int amt, sqlite3_int64 off) {
 int Truncate(sqlite3_file* file, sqlite3_int64 size) {
   FaultFile* f = Cast(file);
   if (!f->state) return f->real()->pMethods->xTruncate(f->real(), size);
-  std::lock_guard lock(Reg().mu);
-  if (DeadLocked(f->state->path)) return SQLITE_OK;
+  MutexLock lock(&Reg().mu);
+  if (IsDead(f->state->path)) return SQLITE_OK;
   if (const VfsFault* fault = FaultFor(f, VfsOp::kTruncate)) return ResultOf(*fault, VfsOp::kTruncate);
   sqlite3_int64 cur = 0;
   int rc = f->real()->pMethods->xFileSize(f->real(), &cur);
@@ -195,9 +196,9 @@ int Truncate(sqlite3_file* file, sqlite3_int64 size) {
 int Sync(sqlite3_file* file, int flags) {
   FaultFile* f = Cast(file);
   if (!f->state) return f->real()->pMethods->xSync(f->real(), flags);
-  std::lock_guard lock(Reg().mu);
+  MutexLock lock(&Reg().mu);
   FileState& s = *f->state;
-  if (DeadLocked(s.path)) return SQLITE_OK;
+  if (IsDead(s.path)) return SQLITE_OK;
   if (const VfsFault* fault = FaultFor(f, VfsOp::kSync)) {
     if (fault->kill) return SQLITE_OK;
     if (fault->lose_unsynced) {
@@ -256,8 +257,8 @@ int DeviceCharacteristics(sqlite3_file* file) {
 int ShmMap(sqlite3_file* file, int region, int size, int extend, void volatile** out) {
   FaultFile* f = Cast(file);
   if (f->state) {
-    std::lock_guard lock(Reg().mu);
-    if (!DeadLocked(f->state->path)) {
+    MutexLock lock(&Reg().mu);
+    if (!IsDead(f->state->path)) {
       if (const VfsFault* fault = FaultFor(f, VfsOp::kShmMap); fault && !fault->kill) {
         *out = nullptr;
         return ResultOf(*fault, VfsOp::kShmMap);
@@ -300,7 +301,7 @@ int Open(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out
   }
   struct stat st {};
   const bool have_stat = ::stat(name, &st) == 0;
-  std::lock_guard lock(Reg().mu);
+  MutexLock lock(&Reg().mu);
   std::unique_ptr<FileState>& slot = Reg().files[name];
   if (!slot) {
     slot = std::make_unique<FileState>();
@@ -323,8 +324,8 @@ int Open(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out
 
 int Delete(sqlite3_vfs*, const char* name, int sync_dir) {
   {
-    std::lock_guard lock(Reg().mu);
-    if (DeadLocked(name)) return SQLITE_OK;
+    MutexLock lock(&Reg().mu);
+    if (IsDead(name)) return SQLITE_OK;
     auto it = Reg().files.find(name);
     if (it != Reg().files.end()) {
       it->second->initialized = false;
@@ -418,8 +419,8 @@ void PWriteAll(int fd, const std::string& path, const char* bytes, size_t n, int
   }
 }
 
-// Applies a power cut to one file. REQUIRES: mu held, no handle open.
-void CutFile(FileState& s, std::mt19937_64& rng, bool tear, VfsCutStats* stats) {
+// Applies a power cut to one file. REQUIRES: no handle open.
+void CutFile(FileState& s, std::mt19937_64& rng, bool tear, VfsCutStats* stats) REQUIRES(Reg().mu) {
   const int fd = ::open(s.path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) {  // deleted meanwhile: nothing to restore
     s.initialized = false;
@@ -486,7 +487,7 @@ const char* FaultVfs::Name() {
 
 uint64_t FaultVfs::Inject(const VfsFault& fault) {
   Register();
-  std::lock_guard lock(Reg().mu);
+  MutexLock lock(&Reg().mu);
   const uint64_t id = Reg().next_id++;
   Reg().faults.push_back(Fault{id, fault});
   Reg().fired[id] = 0;
@@ -494,23 +495,23 @@ uint64_t FaultVfs::Inject(const VfsFault& fault) {
 }
 
 uint64_t FaultVfs::Fired(uint64_t id) {
-  std::lock_guard lock(Reg().mu);
+  MutexLock lock(&Reg().mu);
   auto it = Reg().fired.find(id);
   return it == Reg().fired.end() ? 0 : it->second;
 }
 
 void FaultVfs::ClearFaults(const std::string& path_prefix) {
-  std::lock_guard lock(Reg().mu);
+  MutexLock lock(&Reg().mu);
   std::erase_if(Reg().faults, [&](const Fault& f) { return StartsWith(f.spec.path_prefix, path_prefix); });
 }
 
 void FaultVfs::Kill(const std::string& path_prefix) {
-  std::lock_guard lock(Reg().mu);
+  MutexLock lock(&Reg().mu);
   Reg().dead.push_back(path_prefix);
 }
 
 void FaultVfs::Revive(const std::string& path_prefix) {
-  std::lock_guard lock(Reg().mu);
+  MutexLock lock(&Reg().mu);
   std::erase_if(Reg().dead, [&](const std::string& p) { return StartsWith(p, path_prefix); });
 }
 
@@ -518,7 +519,7 @@ VfsCutStats FaultVfs::PowerCut(const std::string& path_prefix, uint64_t seed, bo
   Register();
   VfsCutStats stats;
   std::mt19937_64 rng(seed);
-  std::lock_guard lock(Reg().mu);
+  MutexLock lock(&Reg().mu);
   std::erase_if(Reg().dead, [&](const std::string& p) { return StartsWith(p, path_prefix); });
   for (auto& [path, state] : Reg().files) {
     if (!StartsWith(path, path_prefix) || !state->initialized) continue;
@@ -533,7 +534,7 @@ VfsCutStats FaultVfs::PowerCut(const std::string& path_prefix, uint64_t seed, bo
 }
 
 uint64_t FaultVfs::UnsyncedBlocks(const std::string& path_prefix) {
-  std::lock_guard lock(Reg().mu);
+  MutexLock lock(&Reg().mu);
   uint64_t n = 0;
   for (const auto& [path, state] : Reg().files) {
     if (StartsWith(path, path_prefix)) n += state->dirty.size() + state->lost.size();
@@ -542,7 +543,7 @@ uint64_t FaultVfs::UnsyncedBlocks(const std::string& path_prefix) {
 }
 
 uint64_t FaultVfs::LostBlocks(const std::string& path_prefix) {
-  std::lock_guard lock(Reg().mu);
+  MutexLock lock(&Reg().mu);
   uint64_t n = 0;
   for (const auto& [path, state] : Reg().files) {
     if (StartsWith(path, path_prefix)) n += state->lost.size();

@@ -15,14 +15,18 @@ constexpr uint64_t kBlock = 512;
 }
 
 struct MemEnv::File {
-  std::mutex mu;
-  std::string current;          // what readers see
-  std::string durable;          // what survives a power cut
-  std::set<uint64_t> dirty;     // blocks written since the last Sync
-  bool locked = false;
-  int read_errno = 0, write_errno = 0, sync_errno = 0;  // MemEnv::InjectError
-  uint64_t ino = 0;             // unique per file, as an inode number
-  std::string stamp;            // the identity stamp (identity.h)
+  File(uint64_t size, uint64_t inode) : current(size, '\0'), durable(current), ino(inode) {}
+
+  Mutex mu;
+  std::string current GUARDED_BY(mu);       // what readers see
+  std::string durable GUARDED_BY(mu);       // what survives a power cut
+  std::set<uint64_t> dirty GUARDED_BY(mu);  // blocks written since the last Sync
+  bool locked GUARDED_BY(mu) = false;
+  int read_errno GUARDED_BY(mu) = 0;  // MemEnv::InjectError
+  int write_errno GUARDED_BY(mu) = 0;
+  int sync_errno GUARDED_BY(mu) = 0;
+  const uint64_t ino;                 // unique per file, as an inode number
+  std::string stamp GUARDED_BY(mu);   // the identity stamp (identity.h)
 };
 
 namespace {
@@ -33,13 +37,13 @@ class MemBackend final : public Backend {
       : path_(std::move(path)), file_(std::move(file)), locked_(locked) {}
   ~MemBackend() override {
     if (locked_) {
-      std::lock_guard lock(file_->mu);
+      MutexLock lock(&file_->mu);
       file_->locked = false;
     }
   }
 
   Status ReadAt(uint64_t offset, size_t n, char* out) override {
-    std::lock_guard lock(file_->mu);
+    MutexLock lock(&file_->mu);
     if (file_->read_errno != 0) return Status::FromErrno("read " + path_, file_->read_errno);
     if (offset + n > file_->current.size()) return Status::IOError("read beyond the end of " + path_, EIO);
     std::memcpy(out, file_->current.data() + offset, n);
@@ -47,7 +51,7 @@ class MemBackend final : public Backend {
   }
 
   Status WriteAt(uint64_t offset, size_t n, const char* data) override {
-    std::lock_guard lock(file_->mu);
+    MutexLock lock(&file_->mu);
     if (file_->write_errno != 0) return Status::FromErrno("write " + path_, file_->write_errno);
     if (offset + n > file_->current.size()) return Status::IOError("write beyond the end of " + path_, EIO);
     std::memcpy(file_->current.data() + offset, data, n);
@@ -56,7 +60,7 @@ class MemBackend final : public Backend {
   }
 
   Status Sync() override {
-    std::lock_guard lock(file_->mu);
+    MutexLock lock(&file_->mu);
     if (const int err = std::exchange(file_->sync_errno, 0); err != 0) {
       file_->dirty.clear();  // marked clean, never written: lost at eviction
       return Status::FromErrno("fdatasync " + path_, err);
@@ -69,18 +73,18 @@ class MemBackend final : public Backend {
   }
 
   uint64_t Size() const override {
-    std::lock_guard lock(file_->mu);
+    MutexLock lock(&file_->mu);
     return file_->current.size();
   }
   const std::string& path() const override { return path_; }
 
   Status Identify(ImageIdentity* id) override {
-    std::lock_guard lock(file_->mu);
+    MutexLock lock(&file_->mu);
     *id = ImageIdentity{"file ino=" + std::to_string(file_->ino), true, file_->stamp, path_};
     return Status::OK();
   }
   Status Stamp(const std::string& uuid) override {
-    std::lock_guard lock(file_->mu);
+    MutexLock lock(&file_->mu);
     file_->stamp = uuid;
     return Status::OK();
   }
@@ -101,13 +105,13 @@ Status MemEnv::OpenBackend(const std::string& path, const BackendOptions& option
                            std::unique_ptr<Backend>* result) {
   std::shared_ptr<File> file;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = files_.find(path);
     if (it == files_.end()) return Status::FromErrno("open " + path, ENOENT);
     file = it->second;
   }
   if (options.lock) {
-    std::lock_guard lock(file->mu);
+    MutexLock lock(&file->mu);
     if (file->locked) return Status::Busy(path + " is in use by another remapfs process");
     file->locked = true;
   }
@@ -117,39 +121,35 @@ Status MemEnv::OpenBackend(const std::string& path, const BackendOptions& option
 
 Status MemEnv::CreateFile(const std::string& path, uint64_t size) {
   if (size % kBlock != 0) return Status::InvalidArgument("MemEnv sizes are multiples of 512");
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (files_.count(path)) return Status::FromErrno("create " + path, EEXIST);
-  auto f = std::make_shared<File>();
-  f->ino = next_ino_++;
-  f->current.assign(size, '\0');
-  f->durable = f->current;
-  files_.emplace(path, std::move(f));
+  files_.emplace(path, std::make_shared<File>(size, next_ino_++));
   return Status::OK();
 }
 
 bool MemEnv::FileExists(const std::string& path) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return files_.count(path) != 0;
 }
 
 void MemEnv::DeleteFile(const std::string& path) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   files_.erase(path);
 }
 
 void MemEnv::InjectError(const std::string& path, Op op, int err) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto it = files_.find(path);
   if (it == files_.end()) return;
   File& f = *it->second;
-  std::lock_guard flock(f.mu);
+  MutexLock flock(&f.mu);
   (op == Op::kRead ? f.read_errno : op == Op::kWrite ? f.write_errno : f.sync_errno) = err;
 }
 
 void MemEnv::DropCaches() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   for (auto& [path, file] : files_) {
-    std::lock_guard flock(file->mu);
+    MutexLock flock(&file->mu);
     std::string current = file->durable;
     for (uint64_t b : file->dirty) {
       std::memcpy(current.data() + b * kBlock, file->current.data() + b * kBlock, kBlock);
@@ -160,9 +160,9 @@ void MemEnv::DropCaches() {
 
 void MemEnv::PowerCut(uint64_t seed, bool tear) {
   std::mt19937_64 rng(seed);
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   for (auto& [path, file] : files_) {
-    std::lock_guard flock(file->mu);
+    MutexLock flock(&file->mu);
     for (uint64_t b : file->dirty) {
       if (tear && (rng() & 1)) {
         std::memcpy(file->durable.data() + b * kBlock, file->current.data() + b * kBlock, kBlock);
@@ -174,19 +174,19 @@ void MemEnv::PowerCut(uint64_t seed, bool tear) {
 }
 
 std::string MemEnv::Contents(const std::string& path) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto it = files_.find(path);
   if (it == files_.end()) return {};
-  std::lock_guard flock(it->second->mu);
+  MutexLock flock(&it->second->mu);
   return it->second->current;
 }
 
 void MemEnv::Poke(const std::string& path, uint64_t offset, const std::string& bytes) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto it = files_.find(path);
   if (it == files_.end()) return;
   File& f = *it->second;
-  std::lock_guard flock(f.mu);
+  MutexLock flock(&f.mu);
   f.current.replace(offset, bytes.size(), bytes);
   f.durable.replace(offset, bytes.size(), bytes);
 }

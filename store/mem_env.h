@@ -8,10 +8,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "store/backend.h"
+#include "store/mutex.h"
 
 namespace remapfs {
 
@@ -50,9 +50,9 @@ class MemEnv final : public Env {
   struct File;
 
  private:
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<File>> files_;  // GUARDED_BY(mu_)
-  uint64_t next_ino_ = 1;                                // GUARDED_BY(mu_)
+  Mutex mu_;
+  std::map<std::string, std::shared_ptr<File>> files_ GUARDED_BY(mu_);
+  uint64_t next_ino_ GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace remapfs

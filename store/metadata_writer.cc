@@ -16,64 +16,64 @@ MetaWriter::MetaWriter(MetaStore* store, const Counters* counters, Hooks hooks,
 MetaWriter::~MetaWriter() { Stop(); }
 
 uint64_t MetaWriter::Enqueue(Change change) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   queue_.push_back(std::move(change));
   return ++enqueued_seq_;
 }
 
 Status MetaWriter::Flush() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(&mu_);
   if (stopped_) return Status::IOError("the metadata writer has stopped", EIO);
   Waiter w;
   waiters_.push_back(&w);
-  work_cv_.notify_one();
-  done_cv_.wait(lock, [&] { return w.done; });
+  work_cv_.Signal();
+  while (!w.done) done_cv_.Wait(mu_);
   return w.status;
 }
 
 uint64_t MetaWriter::durable_seq() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return durable_seq_;
 }
 
 Status MetaWriter::error() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return error_;
 }
 
 Status MetaWriter::sync_error() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return sync_error_;
 }
 
 void MetaWriter::NoteSyncFailure(const Status& s) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (sync_error_.ok()) sync_error_ = s;
 }
 
 Status MetaWriter::commit_error() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return commit_error_;
 }
 
 Status MetaWriter::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
-  work_cv_.notify_one();
+  work_cv_.Signal();
   if (thread_.joinable()) thread_.join();
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return final_status_;
 }
 
 void MetaWriter::Abandon() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
     abandon_ = true;
   }
-  work_cv_.notify_one();
+  work_cv_.Signal();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -96,11 +96,13 @@ void MetaWriter::LogStateChange(const Status& s, bool commit_failed, size_t batc
 }
 
 void MetaWriter::Run() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(&mu_);
   for (;;) {
     // Sleep until a flush is asked for, stop is asked for, or the interval
     // passes with changes queued.
-    work_cv_.wait_for(lock, interval_, [this] { return stop_ || !waiters_.empty(); });
+    const auto deadline = std::chrono::steady_clock::now() + interval_;
+    while (!stop_ && waiters_.empty() && work_cv_.WaitUntil(mu_, deadline)) {
+    }
     if (abandon_) break;  // a simulated crash: commit nothing more
     const bool stopping = stop_;
     // The stopping cycle always commits, so that the counters changed since
@@ -118,7 +120,7 @@ void MetaWriter::Run() {
     batch.swap(queue_);
     const uint64_t batch_seq = enqueued_seq_;
     const Status sync_error = sync_error_;
-    lock.unlock();
+    lock.Unlock();
 
     // After a failed data sync nothing is synced or committed any more: a
     // sync that succeeds now says nothing of the pages the failed one lost.
@@ -141,7 +143,7 @@ void MetaWriter::Run() {
     const bool latch = sync_failed || (commit_failed && store_->sync_failed());
     LogStateChange(s, commit_failed && !latch, batch.size());
 
-    lock.lock();
+    lock.Lock();
     if (latch && sync_error_.ok()) sync_error_ = s;
     if (s.ok()) {
       durable_seq_ = batch_seq;
@@ -160,11 +162,11 @@ void MetaWriter::Run() {
       w->status = s;
     }
     if (s.ok() && hooks_.on_durable) {
-      lock.unlock();
+      lock.Unlock();
       hooks_.on_durable(batch_seq);
-      lock.lock();
+      lock.Lock();
     }
-    done_cv_.notify_all();
+    done_cv_.SignalAll();
     // One stopping cycle is the last: it read enqueued_seq_ after Stop set
     // stop_, so it covered everything queued before Stop. Looping while the
     // queue is non-empty would never end if someone keeps enqueueing.
@@ -180,7 +182,7 @@ void MetaWriter::Run() {
     w->status = Status::IOError("the metadata writer has stopped", EIO);
   }
   waiters_.clear();
-  done_cv_.notify_all();
+  done_cv_.SignalAll();
 }
 
 }  // namespace remapfs

@@ -19,16 +19,15 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "store/changes.h"
 #include "store/health.h"
 #include "store/meta_store.h"
+#include "store/mutex.h"
 
 namespace remapfs {
 
@@ -45,41 +44,41 @@ class MetaWriter {
   MetaWriter& operator=(const MetaWriter&) = delete;
 
   // Queues a change; returns its sequence number (1, 2, ...).
-  uint64_t Enqueue(Change change);
+  uint64_t Enqueue(Change change) EXCLUDES(mu_);
   // Syncs the data and commits every change queued before the call; returns
   // when that is durable, or with the error that prevented it. Concurrent
   // flushes share one sync and one commit.
-  Status Flush();
+  Status Flush() EXCLUDES(mu_);
   // Every change with a sequence number <= this is durable.
-  uint64_t durable_seq() const;
+  uint64_t durable_seq() const EXCLUDES(mu_);
   // The last failed cycle (data sync or commit), OK once a later cycle
   // succeeded; the data sync failure once there was one.
-  Status error() const;
+  Status error() const EXCLUDES(mu_);
   // The first failed sync (MAIN, SPARE, the DB or its WAL), or OK. Never
   // cleared while this writer runs.
-  Status sync_error() const;
+  Status sync_error() const EXCLUDES(mu_);
   // A data sync made outside the writer failed (the ordered stop's own sync):
   // remembered as if it were the writer's.
-  void NoteSyncFailure(const Status& s);
+  void NoteSyncFailure(const Status& s) EXCLUDES(mu_);
   // The last failure of the DB commit itself (disk full, I/O error), OK once
   // a later commit succeeded: while it is set the store cannot record new
   // table changes. A failed data sync leaves it as it was.
-  Status commit_error() const;
+  Status commit_error() const EXCLUDES(mu_);
   // Commits what is queued (one last flush), stops the thread and joins it.
   // Never blocks on anything but that final commit. Idempotent.
-  Status Stop();
+  Status Stop() EXCLUDES(mu_);
   // Test hook (Engine::AbandonForTest): stops the thread as a crash would.
   // What is queued is dropped, neither synced nor committed; a commit
   // already under way finishes. Flushers get an error. Stop afterwards
   // returns at once.
-  void Abandon();
+  void Abandon() EXCLUDES(mu_);
 
  private:
   struct Waiter {
     bool done = false;
     Status status;
   };
-  void Run();
+  void Run() EXCLUDES(mu_);
   void LogStateChange(const Status& s, bool commit_failed, size_t batch_size);
 
   MetaStore* const store_;
@@ -87,26 +86,26 @@ class MetaWriter {
   const Hooks hooks_;
   const std::chrono::milliseconds interval_;
 
-  mutable std::mutex mu_;
-  std::condition_variable work_cv_;   // wakes the thread
-  std::condition_variable done_cv_;   // wakes flushers
-  std::vector<Change> queue_;         // GUARDED_BY(mu_)
-  uint64_t enqueued_seq_ = 0;         // GUARDED_BY(mu_)
-  uint64_t durable_seq_ = 0;          // GUARDED_BY(mu_)
-  std::vector<Waiter*> waiters_;      // GUARDED_BY(mu_)
-  Status error_;                      // GUARDED_BY(mu_)
-  Status sync_error_;                 // GUARDED_BY(mu_), sticky
-  Status commit_error_;               // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar work_cv_;  // wakes the thread
+  CondVar done_cv_;  // wakes flushers
+  std::vector<Change> queue_ GUARDED_BY(mu_);
+  uint64_t enqueued_seq_ GUARDED_BY(mu_) = 0;
+  uint64_t durable_seq_ GUARDED_BY(mu_) = 0;
+  std::vector<Waiter*> waiters_ GUARDED_BY(mu_);
+  Status error_ GUARDED_BY(mu_);
+  Status sync_error_ GUARDED_BY(mu_);  // sticky
+  Status commit_error_ GUARDED_BY(mu_);
   // What the log last said about the cycles (thread only): 0 ok, 1 a data
   // sync failed, 2 the commit fails. Logged once per change, not per cycle.
   int logged_state_ = 0;
   // The counters as last committed (thread only): a flush commits them when
   // they changed, so that a kill -9 loses none that a flush saw.
   std::vector<std::pair<std::string, uint64_t>> committed_counters_;
-  bool stop_ = false;                 // GUARDED_BY(mu_)
-  bool abandon_ = false;              // GUARDED_BY(mu_), exit without committing
-  bool stopped_ = false;              // GUARDED_BY(mu_), the thread has exited
-  Status final_status_;               // GUARDED_BY(mu_)
+  bool stop_ GUARDED_BY(mu_) = false;
+  bool abandon_ GUARDED_BY(mu_) = false;  // exit without committing
+  bool stopped_ GUARDED_BY(mu_) = false;  // the thread has exited
+  Status final_status_ GUARDED_BY(mu_);
   std::thread thread_;
 };
 
