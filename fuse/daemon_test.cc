@@ -42,6 +42,7 @@ TEST(Daemon, NoThreadOutlivesRunAndALateSignalStaysPending) {
 
   EXPECT_EQ(Daemon::Run(se, &fs, engine.get(), std::move(control), 2), 0);
   EXPECT_EQ(ThreadCount(), threads_before);
+  fuse_opt_free_args(&args);  // fuse_session_new copied the arguments into it
 
   // SIGTERM after the stop: blocked everywhere, it stays pending (the
   // process is about to exit) rather than wake a thread on Run's old stack.
