@@ -133,6 +133,12 @@ inline std::unique_ptr<MemEnv> MakeEnv(const Template& t, const std::string& mai
   if (!s.ok()) Die(__FILE__, __LINE__, "MemEnv: " + s.ToString());
   if (!main.empty()) env->Poke(kMainPath, 0, main.substr(0, t.main_size()));
   env->Poke(kSparePath, 0, t.spare_header);
+  // MAIN as `create` left it: stamped with the set's UUID, which the
+  // template DB records as part of MAIN's identity.
+  std::unique_ptr<Backend> main_image;
+  s = env->OpenBackend(kMainPath, {}, &main_image);
+  if (s.ok()) s = main_image->Stamp(kFixedUuid);
+  if (!s.ok()) Die(__FILE__, __LINE__, "MemEnv: stamping MAIN: " + s.ToString());
   return env;
 }
 
