@@ -269,7 +269,7 @@ int Run(int argc, char** argv) {
   auto* list_sectors = list->add_option("--sectors", sectors_text, "only these sectors: N, A-B or A+COUNT");
 
   std::string main_override, spare_override;
-  auto* check = app.add_subcommand("check", "consistency of spare header, DB and table (exit 1 on a problem)");
+  auto* check = app.add_subcommand("check", "consistency of MAIN's identity, spare header, DB, table and fault rules (exit 1 on a problem)");
   add_target(check);
   add_json(check);
   check->add_option("--main", main_override, "MAIN's path, if it moved since the set was last opened");
