@@ -93,25 +93,78 @@ struct Engine::Run {
 Engine::Engine(const SetInfo& info, const EngineOptions& options)
     : info_(info), options_(options), rules_(std::make_shared<FaultRules>()), alloc_(info.slot_count) {}
 
-Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::unique_ptr<Engine>* result) {
+namespace {
+
+// Opens the DB and both images and checks that they belong together.
+Status OpenParts(const SetPaths& paths, const EngineOptions& options, std::unique_ptr<MetaStore>* meta,
+                 std::unique_ptr<Backend>* main, std::unique_ptr<Backend>* spare) {
   Env* env = options.env ? options.env : Env::Default();
   Status s = CheckDistinctParts(paths);
   if (!s.ok()) return s;
-  std::unique_ptr<MetaStore> meta;
-  s = MetaStore::Open(paths.db, /*read_only=*/false, &meta, options.sqlite_vfs);
+  s = MetaStore::Open(paths.db, /*read_only=*/false, meta, options.sqlite_vfs);
   if (s.IsNotFound()) {
     return Status::NotFound("DB " + paths.db + " does not exist; make a set first with `remapctl create`");
   }
   if (!s.ok()) return s;
-  const SetInfo& info = meta->info();
-  std::unique_ptr<Backend> main, spare;
   const BackendOptions bo{.direct = options.direct_io, .lock = true};
-  s = env->OpenBackend(paths.main, bo, &main);
-  if (s.ok()) s = env->OpenBackend(paths.spare, bo, &spare);
-  if (s.ok()) s = ValidateParts(info, paths.db, main.get(), spare.get(), options.rebind_main);
-  if (!s.ok()) return s;
+  s = env->OpenBackend(paths.main, bo, main);
+  if (s.ok()) s = env->OpenBackend(paths.spare, bo, spare);
+  if (s.ok()) s = ValidateParts((*meta)->info(), paths.db, main->get(), spare->get(), options.rebind_main);
+  return s;
+}
 
+// Records MAIN's identity where the DB has none yet (a set made before DB
+// format 2) or where the caller rebinds the set to a new MAIN. Only called
+// once every check has passed.
+Status RecordMainIdentity(MetaStore* meta, Backend* main, const std::string& main_path, bool rebind) {
+  const SetInfo& info = meta->info();
+  if (!info.main_identity.empty() && !rebind) return Status::OK();
+  const std::string before = info.main_identity;
+  std::string identity;
+  Status s = StampMain(main, info.uuid, &identity);
+  if (s.ok() && identity != before) s = meta->SetMainIdentity(identity);
+  if (!s.ok()) return s;
+  if (before.empty()) {
+    spdlog::info("set {}: recorded MAIN's identity '{}' (the set was made by an older remapfs)", info.uuid, identity);
+  } else if (identity != before) {
+    spdlog::info("set {}: MAIN is now {} (identity '{}', was '{}')", info.uuid, main_path, identity, before);
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::unique_ptr<Engine>* result) {
+  std::unique_ptr<MetaStore> meta;
+  std::unique_ptr<Backend> main, spare;
+  Status s = OpenParts(paths, options, &meta, &main, &spare);
+  if (!s.ok()) return s;
+  const SetInfo& info = meta->info();
   std::unique_ptr<Engine> engine(new Engine(info, options));
+  std::vector<InvalidFaultRule> invalid_rules;
+  s = engine->LoadState(meta.get(), paths.db, &invalid_rules);
+  if (s.ok()) s = RecordMainIdentity(meta.get(), main.get(), paths.main, options.rebind_main);
+  if (!s.ok()) return s;
+  if (info.main_identity == kSizeOnlyIdentity) {
+    spdlog::warn("set {}: MAIN {} has no stable identifier (no serial, WWN or by-id name): only its size tells it "
+                 "from another disk",
+                 info.uuid, paths.main);
+  }
+  // Read before SetOpen, which sets info.clean (a reference) to false.
+  engine->was_clean_ = info.clean;
+  s = meta->SetOpen(AbsolutePath(paths.main), AbsolutePath(paths.spare), options.control_socket);
+  // The check passed: the recorded failure has been reported (log, Health)
+  // and is cleared.
+  if (s.ok() && !info.last_error.empty()) s = meta->SetLastError("");
+  if (!s.ok()) return s;
+  engine->Start(std::move(meta), std::move(main), std::move(spare));
+  for (const InvalidFaultRule& r : invalid_rules) engine->writer_->Enqueue(EraseFaultRule{r.id});
+  *result = std::move(engine);
+  return Status::OK();
+}
+
+Status Engine::LoadState(MetaStore* meta, const std::string& db, std::vector<InvalidFaultRule>* invalid_rules) {
+  const SetInfo& info = meta->info();
   if (!info.last_error.empty()) {
     spdlog::warn("the last run of set {} could not commit its table at its stop ({}); checking it", info.uuid,
                  info.last_error);
@@ -127,100 +180,68 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
     // their unremaps freed could be reused and overwritten here, and a power
     // cut then bring back the old mapping to it (DESIGN.md, durability 3).
     // The checkpoint syncs the WAL, then the DB.
-    s = meta->Checkpoint();
+    Status s = meta->Checkpoint();
     if (!s.ok()) return s;
   }
   std::vector<std::string> problems;
+  Status s;
   {
     // No other thread has the engine yet; the lock is for the analysis.
-    WriterLock lock(&engine->table_mu_);
-    s = LoadTable(meta.get(), &engine->table_, &engine->alloc_, &problems);
+    WriterLock lock(&table_mu_);
+    s = LoadTable(meta, &table_, &alloc_, &problems);
     uint64_t pending = 0;
-    engine->table_.ForEach([&pending](const Mapping& m) { pending += m.pending(); });
-    engine->pending_count_ = pending;
+    table_.ForEach([&pending](const Mapping& m) { pending += m.pending(); });
+    pending_count_ = pending;
   }
   if (s.ok() && check) s = meta->IntegrityCheck(/*full=*/false, &problems);
   if (!s.ok()) return s;
   if (!problems.empty()) {
-    return Status::Corruption("DB " + paths.db + " is inconsistent: " + problems.front() + " (" +
+    return Status::Corruption("DB " + db + " is inconsistent: " + problems.front() + " (" +
                               std::to_string(problems.size()) + " problem(s); run `remapctl check`)");
   }
-
   std::vector<FaultRule> rules;
-  std::vector<InvalidFaultRule> invalid_rules;
-  s = meta->LoadFaultRules(&rules, &invalid_rules);
+  s = meta->LoadFaultRules(&rules, invalid_rules);
   if (!s.ok()) return s;
-  for (const FaultRule& r : rules) engine->rules_->Add(r);
+  for (const FaultRule& r : rules) rules_->Add(r);
   // A rule the DB holds but that could not have been added (a damaged or
-  // hand-edited DB) is dropped, from the DB too, rather than obeyed or
-  // allowed to keep the set from opening.
-  for (const InvalidFaultRule& r : invalid_rules) {
-    spdlog::warn("DB {}: fault rule {} is invalid ({}); dropped", paths.db, r.id, r.reason);
+  // hand-edited DB) is dropped, from the DB too (Open), rather than obeyed
+  // or allowed to keep the set from opening.
+  for (const InvalidFaultRule& r : *invalid_rules) {
+    spdlog::warn("DB {}: fault rule {} is invalid ({}); dropped", db, r.id, r.reason);
   }
   std::vector<std::pair<std::string, uint64_t>> counters;
   s = meta->LoadCounters(&counters);
   if (!s.ok()) return s;
   for (const auto& [name, value] : counters) {
     for (size_t i = 0; i < static_cast<size_t>(Counter::kCount); ++i) {
-      if (name == CounterName(static_cast<Counter>(i))) engine->counters_.Set(static_cast<Counter>(i), value);
+      if (name == CounterName(static_cast<Counter>(i))) counters_.Set(static_cast<Counter>(i), value);
     }
   }
+  return Status::OK();
+}
 
-  // Every check passed: now MAIN's identity may be recorded, the first time
-  // for a set made before DB format 2.
-  if (info.main_identity.empty() || options.rebind_main) {
-    const std::string before = info.main_identity;
-    std::string identity;
-    s = StampMain(main.get(), info.uuid, &identity);
-    if (s.ok() && identity != before) s = meta->SetMainIdentity(identity);
-    if (!s.ok()) return s;
-    if (before.empty()) {
-      spdlog::info("set {}: recorded MAIN's identity '{}' (the set was made by an older remapfs)", info.uuid,
-                   identity);
-    } else if (identity != before) {
-      spdlog::info("set {}: MAIN is now {} (identity '{}', was '{}')", info.uuid, paths.main, identity, before);
-    }
-  }
-  if (info.main_identity == kSizeOnlyIdentity) {
-    spdlog::warn("set {}: MAIN {} has no stable identifier (no serial, WWN or by-id name): only its size tells it "
-                 "from another disk",
-                 info.uuid, paths.main);
-  }
-  // Read before SetOpen, which sets info.clean (a reference) to false.
-  engine->was_clean_ = info.clean;
-  s = meta->SetOpen(AbsolutePath(paths.main), AbsolutePath(paths.spare), options.control_socket);
-  // The check passed: the recorded failure has been reported (log, Health)
-  // and is cleared.
-  if (s.ok() && !info.last_error.empty()) s = meta->SetLastError("");
-  if (!s.ok()) return s;
-  const uint32_t ss = info.sector_size;
-  engine->main_ = std::make_unique<FaultyBackend>(std::move(main), Device::kMain, ss, 0, engine->rules_);
-  engine->spare_ =
-      std::make_unique<FaultyBackend>(std::move(spare), Device::kSpare, ss, kSpareHeaderSize, engine->rules_);
-  engine->meta_ = std::move(meta);
-  Engine* e = engine.get();
-  engine->writer_ = std::make_unique<MetaWriter>(
-      e->meta_.get(), &e->counters_,
+void Engine::Start(std::unique_ptr<MetaStore> meta, std::unique_ptr<Backend> main, std::unique_ptr<Backend> spare) {
+  const uint32_t ss = info_.sector_size;
+  main_ = std::make_unique<FaultyBackend>(std::move(main), Device::kMain, ss, 0, rules_);
+  spare_ = std::make_unique<FaultyBackend>(std::move(spare), Device::kSpare, ss, kSpareHeaderSize, rules_);
+  meta_ = std::move(meta);
+  writer_ = std::make_unique<MetaWriter>(
+      meta_.get(), &counters_,
       MetaWriter::Hooks{
-          .sync_data = [e] { return e->SyncData(); },
+          .sync_data = [this] { return SyncData(); },
           .on_durable =
-              [e](uint64_t seq) {
-                WriterLock lock(&e->table_mu_);
-                e->alloc_.ReleaseDurable(seq);
-                if (e->alloc_.free_count() * uint64_t{10} >= e->alloc_.slot_count()) e->spare_low_logged_ = false;
+              [this](uint64_t seq) {
+                WriterLock lock(&table_mu_);
+                alloc_.ReleaseDurable(seq);
+                if (alloc_.free_count() * uint64_t{10} >= alloc_.slot_count()) spare_low_logged_ = false;
               },
       },
-      options.commit_interval);
-  for (const InvalidFaultRule& r : invalid_rules) engine->writer_->Enqueue(EraseFaultRule{r.id});
-  {
-    // The writer's thread runs now, and its on_durable edits the allocator.
-    ReaderLock lock(&e->table_mu_);
-    spdlog::info("opened set {}: {} sectors of {} bytes, {} remapped, {} pending, {}/{} slots free", info.uuid,
-                 e->sector_count(), ss, e->table_.size() - e->pending_count_, e->pending_count_,
-                 e->alloc_.free_count(), info.slot_count);
-  }
-  *result = std::move(engine);
-  return Status::OK();
+      options_.commit_interval);
+  // The writer's thread runs now, and its on_durable edits the allocator.
+  ReaderLock lock(&table_mu_);
+  spdlog::info("opened set {}: {} sectors of {} bytes, {} remapped, {} pending, {}/{} slots free", info_.uuid,
+               sector_count(), ss, table_.size() - pending_count_, pending_count_, alloc_.free_count(),
+               info_.slot_count);
 }
 
 Engine::~Engine() { Close(); }

@@ -128,6 +128,11 @@ class Engine {
   struct Run;
 
   Engine(const SetInfo& info, const EngineOptions& options);
+  // Open's steps: load the table, fault rules and counters from the DB
+  // (checking them after an unclean stop); then take the parts and start
+  // the writer. REQUIRES: no other thread has the engine yet.
+  Status LoadState(MetaStore* meta, const std::string& db, std::vector<InvalidFaultRule>* invalid_rules);
+  void Start(std::unique_ptr<MetaStore> meta, std::unique_ptr<Backend> main, std::unique_ptr<Backend> spare);
 
   Status CheckRange(uint64_t offset, size_t n) const;
   Status CheckSector(uint64_t sector) const;

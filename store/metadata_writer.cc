@@ -36,11 +36,6 @@ uint64_t MetaWriter::durable_seq() const {
   return durable_seq_;
 }
 
-Status MetaWriter::error() const {
-  MutexLock lock(&mu_);
-  return error_;
-}
-
 Status MetaWriter::sync_error() const {
   MutexLock lock(&mu_);
   return sync_error_;
@@ -104,74 +99,30 @@ void MetaWriter::Run() {
     while (!stop_ && waiters_.empty() && work_cv_.WaitUntil(mu_, deadline)) {
     }
     if (abandon_) break;  // a simulated crash: commit nothing more
-    const bool stopping = stop_;
+    Cycle cycle;
+    cycle.stopping = stop_;
+    cycle.retry = !commit_error_.ok();
     // The stopping cycle always commits, so that the counters changed since
     // the last commit (reads, bytes, flushes) survive an orderly stop.
     // A failed commit is retried every interval even when it held nothing but
     // counters, so that the store's failing state ends once it can.
-    const bool retry = !commit_error_.ok();
-    if (waiters_.empty() && queue_.empty() && !retry && !stopping) continue;
+    if (waiters_.empty() && queue_.empty() && !cycle.retry && !cycle.stopping) continue;
     // Everything queued and every flusher registered so far is served by this
     // cycle; the data they wrote was written before they got here, so the
     // sync below covers it.
-    std::vector<Waiter*> served;
-    served.swap(waiters_);
-    std::vector<Change> batch;
-    batch.swap(queue_);
-    const uint64_t batch_seq = enqueued_seq_;
+    cycle.served.swap(waiters_);
+    cycle.batch.swap(queue_);
+    cycle.batch_seq = enqueued_seq_;
     const Status sync_error = sync_error_;
     lock.Unlock();
-
-    // After a failed data sync nothing is synced or committed any more: a
-    // sync that succeeds now says nothing of the pages the failed one lost.
-    Status s = sync_error.ok() ? hooks_.sync_data() : sync_error;
-    const bool sync_failed = !s.ok();
-    bool commit_failed = false;
-    auto counters = counters_->Snapshot();
-    const bool counters_changed = !served.empty() && counters != committed_counters_;
-    if (s.ok() && (!batch.empty() || stopping || counters_changed || retry)) {
-      s = store_->Apply(batch, counters);
-      if (s.ok()) committed_counters_ = std::move(counters);
-      if (!s.ok()) {
-        // Disk full or an I/O error of the DB: whatever SQLite said, the
-        // flusher's fsync fails with EIO (DESIGN.md: a media error).
-        commit_failed = true;
-        s = Status::IOError("the metadata store cannot commit: " + s.message(), EIO);
-      }
-    }
-    // A failed sync of the DB's own files is remembered the same way.
-    const bool latch = sync_failed || (commit_failed && store_->sync_failed());
-    LogStateChange(s, commit_failed && !latch, batch.size());
-
+    SyncAndCommit(sync_error, &cycle);
     lock.Lock();
-    if (latch && sync_error_.ok()) sync_error_ = s;
-    if (s.ok()) {
-      durable_seq_ = batch_seq;
-      error_ = Status::OK();
-      commit_error_ = Status::OK();
-    } else {
-      if (commit_failed) commit_error_ = s;
-      // Keep the batch, in order, ahead of anything queued meanwhile: the next
-      // cycle retries it.
-      batch.insert(batch.end(), std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
-      queue_.swap(batch);
-      error_ = s;
-    }
-    for (Waiter* w : served) {
-      w->done = true;
-      w->status = s;
-    }
-    if (s.ok() && hooks_.on_durable) {
-      lock.Unlock();
-      hooks_.on_durable(batch_seq);
-      lock.Lock();
-    }
-    done_cv_.SignalAll();
+    Finish(&cycle);
     // One stopping cycle is the last: it read enqueued_seq_ after Stop set
     // stop_, so it covered everything queued before Stop. Looping while the
     // queue is non-empty would never end if someone keeps enqueueing.
-    if (stopping) {
-      final_status_ = s;
+    if (cycle.stopping) {
+      final_status_ = cycle.status;
       break;
     }
   }
@@ -182,6 +133,55 @@ void MetaWriter::Run() {
     w->status = Status::IOError("the metadata writer has stopped", EIO);
   }
   waiters_.clear();
+  done_cv_.SignalAll();
+}
+
+void MetaWriter::SyncAndCommit(const Status& sync_error, Cycle* c) {
+  // After a failed data sync nothing is synced or committed any more: a
+  // sync that succeeds now says nothing of the pages the failed one lost.
+  Status s = sync_error.ok() ? hooks_.sync_data() : sync_error;
+  const bool sync_failed = !s.ok();
+  auto counters = counters_->Snapshot();
+  const bool counters_changed = !c->served.empty() && counters != committed_counters_;
+  if (s.ok() && (!c->batch.empty() || c->stopping || counters_changed || c->retry)) {
+    s = store_->Apply(c->batch, counters);
+    if (s.ok()) {
+      committed_counters_ = std::move(counters);
+    } else {
+      // Disk full or an I/O error of the DB: whatever SQLite said, the
+      // flusher's fsync fails with EIO (DESIGN.md: a media error).
+      c->commit_failed = true;
+      s = Status::IOError("the metadata store cannot commit: " + s.message(), EIO);
+    }
+  }
+  // A failed sync of the DB's own files is remembered the same way.
+  c->latch = sync_failed || (c->commit_failed && store_->sync_failed());
+  LogStateChange(s, c->commit_failed && !c->latch, c->batch.size());
+  c->status = s;
+}
+
+void MetaWriter::Finish(Cycle* c) {
+  const Status& s = c->status;
+  if (c->latch && sync_error_.ok()) sync_error_ = s;
+  if (s.ok()) {
+    durable_seq_ = c->batch_seq;
+    commit_error_ = Status::OK();
+  } else {
+    if (c->commit_failed) commit_error_ = s;
+    // Keep the batch, in order, ahead of anything queued meanwhile: the next
+    // cycle retries it.
+    c->batch.insert(c->batch.end(), std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+    queue_.swap(c->batch);
+  }
+  for (Waiter* w : c->served) {
+    w->done = true;
+    w->status = s;
+  }
+  if (s.ok() && hooks_.on_durable) {
+    mu_.Unlock();
+    hooks_.on_durable(c->batch_seq);
+    mu_.Lock();
+  }
   done_cv_.SignalAll();
 }
 

@@ -51,9 +51,6 @@ class MetaWriter {
   Status Flush() EXCLUDES(mu_);
   // Every change with a sequence number <= this is durable.
   uint64_t durable_seq() const EXCLUDES(mu_);
-  // The last failed cycle (data sync or commit), OK once a later cycle
-  // succeeded; the data sync failure once there was one.
-  Status error() const EXCLUDES(mu_);
   // The first failed sync (MAIN, SPARE, the DB or its WAL), or OK. Never
   // cleared while this writer runs.
   Status sync_error() const EXCLUDES(mu_);
@@ -78,7 +75,23 @@ class MetaWriter {
     bool done = false;
     Status status;
   };
+  // One cycle of the thread: what it serves, and how it went.
+  struct Cycle {
+    bool stopping = false;
+    bool retry = false;  // the last commit failed
+    std::vector<Waiter*> served;
+    std::vector<Change> batch;
+    uint64_t batch_seq = 0;
+    Status status;
+    bool commit_failed = false;
+    bool latch = false;  // a sync failed: remembered in sync_error_
+  };
   void Run() EXCLUDES(mu_);
+  // The thread's work without the lock: sync the data, commit the batch.
+  void SyncAndCommit(const Status& sync_error, Cycle* c) EXCLUDES(mu_);
+  // Publishes a cycle's outcome to the flushers; releases mu_ around
+  // on_durable, which takes the engine's locks.
+  void Finish(Cycle* c) REQUIRES(mu_);
   void LogStateChange(const Status& s, bool commit_failed, size_t batch_size);
 
   MetaStore* const store_;
@@ -93,7 +106,6 @@ class MetaWriter {
   uint64_t enqueued_seq_ GUARDED_BY(mu_) = 0;
   uint64_t durable_seq_ GUARDED_BY(mu_) = 0;
   std::vector<Waiter*> waiters_ GUARDED_BY(mu_);
-  Status error_ GUARDED_BY(mu_);
   Status sync_error_ GUARDED_BY(mu_);  // sticky
   Status commit_error_ GUARDED_BY(mu_);
   // What the log last said about the cycles (thread only): 0 ok, 1 a data

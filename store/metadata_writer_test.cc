@@ -132,7 +132,8 @@ TEST_F(MetaWriterTest, FlushSyncsDataThenCommitsWhatWasQueued) {
   const int before = syncs_.load();
   ASSERT_TRUE(writer_->Flush().ok());
   EXPECT_GT(syncs_.load(), before);
-  EXPECT_TRUE(writer_->error().ok());
+  EXPECT_TRUE(writer_->commit_error().ok());
+  EXPECT_TRUE(writer_->sync_error().ok());
 }
 
 TEST_F(MetaWriterTest, ChangesAreAppliedInOrder) {
