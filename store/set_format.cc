@@ -168,104 +168,129 @@ uint64_t SlotOffset(uint32_t slot, uint32_t sector_size) {
   return kSpareHeaderSize + uint64_t{slot} * sector_size;
 }
 
+namespace {
+
+// Opens MAIN for create: of a whole number of sectors, and of no set yet.
+Status OpenMainForCreate(Env* env, const std::string& path, uint32_t ss, std::unique_ptr<Backend>* main,
+                         ImageIdentity* id) {
+  Status s = env->OpenBackend(path, BackendOptions{.lock = true, .read_only = true}, main);
+  if (!s.ok()) return s;
+  const uint64_t main_size = (*main)->Size();
+  if (main_size == 0 || main_size % ss != 0) {
+    return Status::InvalidArgument("MAIN " + path + " is " + std::to_string(main_size) +
+                                   " bytes, not a non-zero multiple of the sector size " + std::to_string(ss));
+  }
+  s = (*main)->Identify(id);
+  if (!s.ok()) return s;
+  if (!id->stamp.empty()) {
+    return Status::InvalidArgument("MAIN " + path + " already belongs to set " + id->stamp + " (" + kStampXattr +
+                                   " of " + id->stamp_path +
+                                   "); give another MAIN, or if that set is gone for good, remove the stamp: "
+                                   "setfattr -x " + kStampXattr + " " + id->stamp_path);
+  }
+  return Status::OK();
+}
+
+// Opens SPARE for create (making it first when asked to): big enough for a
+// slot, of no set yet, and its space reserved. *created: it was made here.
+Status OpenSpareForCreate(Env* env, const std::string& path, const std::optional<uint64_t>& size, uint64_t min_size,
+                          std::unique_ptr<Backend>* spare, bool* created) {
+  *created = false;
+  if (!env->FileExists(path) && size) {
+    Status s = env->CreateFile(path, *size);
+    if (!s.ok()) return s;
+    *created = true;
+  }
+  Status s = env->OpenBackend(path, BackendOptions{.lock = true}, spare);
+  if (!s.ok()) return s;
+  if ((*spare)->Size() < min_size) {
+    return Status::InvalidArgument("SPARE " + path + " is " + std::to_string((*spare)->Size()) +
+                                   " bytes, too small for one slot; it needs at least " + std::to_string(min_size));
+  }
+  std::string head(kSpareHeaderSize, '\0');
+  s = (*spare)->ReadAt(0, head.size(), head.data());
+  if (!s.ok()) return s;
+  if (HasSpareMagic(head)) {
+    return Status::InvalidArgument("SPARE " + path + " already holds a remapfs set; erase its first 4096 bytes to reuse it");
+  }
+  // A sparse spare would hit ENOSPC at its first remaps, long after create.
+  Status r = (*spare)->Reserve();
+  if (!r.ok()) {
+    return Status::IOError("cannot reserve the " + std::to_string((*spare)->Size()) + " bytes of SPARE: " +
+                               r.message() + "; free space on its filesystem or make the spare smaller",
+                           r.ToErrno());
+  }
+  return Status::OK();
+}
+
+// Writes the set: MAIN's stamp, the DB under a temporary name, the spare
+// header, then the DB's rename, so that a failure in between leaves no DB
+// that names a set without a spare header. The directory is synced after
+// the rename, so that the set survives a power cut right after create. On
+// failure every step is undone.
+Status WriteSet(const std::string& db, const SetInfo& info, bool stampable, Backend* main, Backend* spare,
+                std::string* identity) {
+  Status s = StampMain(main, info.uuid, identity);
+  const bool stamped = s.ok() && stampable;
+  const std::string tmp = db + ".creating";
+  bool renamed = false;
+  if (s.ok()) s = MetaStore::Create(tmp, info);
+  if (s.ok()) {
+    SpareHeader h{info.uuid, info.sector_size, info.slot_count, info.main_size, info.created_us};
+    s = spare->WriteAt(0, kSpareHeaderSize, EncodeSpareHeader(h).data());
+    if (s.ok()) s = spare->Sync();
+    if (s.ok() && ::rename(tmp.c_str(), db.c_str()) != 0) s = Status::FromErrno("rename " + tmp, errno);
+    renamed = s.ok();
+    if (s.ok()) s = SyncParentDir(db);
+  }
+  if (!s.ok()) {
+    for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((tmp + suffix).c_str());
+    if (renamed) ::unlink(db.c_str());
+    if (stamped) main->Stamp("");
+  }
+  return s;
+}
+
+}  // namespace
+
 Status CreateSet(Env* env, const SetPaths& paths, const CreateOptions& options) {
   const uint32_t ss = options.sector_size;
   if (ss != 512 && ss != 4096) {
     return Status::InvalidArgument("sector size must be 512 or 4096, not " + std::to_string(ss));
   }
-  Status distinct = CheckDistinctParts(paths);
-  if (!distinct.ok()) return distinct;
+  Status s = CheckDistinctParts(paths);
+  if (!s.ok()) return s;
   if (env->FileExists(paths.db)) {
     return Status::InvalidArgument("DB " + paths.db + " already exists; remapctl create never overwrites a set");
   }
   std::unique_ptr<Backend> main;
-  Status s = env->OpenBackend(paths.main, BackendOptions{.lock = true, .read_only = true}, &main);
+  ImageIdentity main_id;
+  s = OpenMainForCreate(env, paths.main, ss, &main, &main_id);
   if (!s.ok()) return s;
-  const uint64_t main_size = main->Size();
-  if (main_size == 0 || main_size % ss != 0) {
-    return Status::InvalidArgument("MAIN " + paths.main + " is " + std::to_string(main_size) +
-                                   " bytes, not a non-zero multiple of the sector size " + std::to_string(ss));
-  }
   const uint64_t min_spare = kSpareHeaderSize + ss;
   if (options.spare_size && *options.spare_size < min_spare) {
     return Status::InvalidArgument("a spare size of " + std::to_string(*options.spare_size) +
                                    " bytes is out of range: a spare needs at least " + std::to_string(min_spare) +
                                    " (its header and one slot)");
   }
-  ImageIdentity main_id;
-  s = main->Identify(&main_id);
-  if (!s.ok()) return s;
-  if (!main_id.stamp.empty()) {
-    return Status::InvalidArgument("MAIN " + paths.main + " already belongs to set " + main_id.stamp + " (" +
-                                   kStampXattr + " of " + main_id.stamp_path +
-                                   "); give another MAIN, or if that set is gone for good, remove the stamp: "
-                                   "setfattr -x " + kStampXattr + " " + main_id.stamp_path);
-  }
-  bool created_spare = false;
-  if (!env->FileExists(paths.spare) && options.spare_size) {
-    s = env->CreateFile(paths.spare, *options.spare_size);
-    if (!s.ok()) return s;
-    created_spare = true;
-  }
   std::unique_ptr<Backend> spare;
-  s = env->OpenBackend(paths.spare, BackendOptions{.lock = true}, &spare);
-  if (s.ok() && spare->Size() < min_spare) {
-    s = Status::InvalidArgument("SPARE " + paths.spare + " is " + std::to_string(spare->Size()) +
-                                " bytes, too small for one slot; it needs at least " + std::to_string(min_spare));
-  }
-  std::string head(kSpareHeaderSize, '\0');
-  if (s.ok()) s = spare->ReadAt(0, head.size(), head.data());
-  if (s.ok() && HasSpareMagic(head)) {
-    s = Status::InvalidArgument("SPARE " + paths.spare +
-                                " already holds a remapfs set; erase its first 4096 bytes to reuse it");
-  }
-  // A sparse spare would hit ENOSPC at its first remaps, long after create.
+  bool created_spare = false;
+  s = OpenSpareForCreate(env, paths.spare, options.spare_size, min_spare, &spare, &created_spare);
   if (s.ok()) {
-    Status r = spare->Reserve();
-    if (!r.ok()) {
-      s = Status::IOError("cannot reserve the " + std::to_string(spare->Size()) + " bytes of SPARE: " + r.message() +
-                              "; free space on its filesystem or make the spare smaller",
-                          r.ToErrno());
-    }
+    SetInfo info;
+    info.uuid = NewUuid();
+    info.sector_size = ss;
+    info.main_size = main->Size();
+    info.main_path = AbsolutePath(paths.main);
+    info.spare_path = AbsolutePath(paths.spare);
+    info.slot_count = static_cast<uint32_t>(
+        std::min<uint64_t>((spare->Size() - kSpareHeaderSize) / ss, uint64_t{kPendingSlot}));
+    info.created_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+    s = WriteSet(paths.db, info, main_id.stampable, main.get(), spare.get(), &info.main_identity);
   }
   if (!s.ok()) {
-    spare.reset();
-    if (created_spare) env->DeleteFile(paths.spare);
-    return s;
-  }
-
-  SetInfo info;
-  info.uuid = NewUuid();
-  info.sector_size = ss;
-  info.main_size = main_size;
-  info.main_path = AbsolutePath(paths.main);
-  info.spare_path = AbsolutePath(paths.spare);
-  info.slot_count = static_cast<uint32_t>(
-      std::min<uint64_t>((spare->Size() - kSpareHeaderSize) / ss, uint64_t{kPendingSlot}));
-  info.created_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
-  s = StampMain(main.get(), info.uuid, &info.main_identity);
-  const bool stamped = s.ok() && main_id.stampable;
-  // The DB is written under a temporary name and renamed last, so a failure
-  // in between leaves no DB that names a set without a spare header. The
-  // directory is synced after the rename, so that the set survives a power
-  // cut right after create.
-  const std::string tmp = paths.db + ".creating";
-  bool renamed = false;
-  if (s.ok()) s = MetaStore::Create(tmp, info);
-  if (s.ok()) {
-    SpareHeader h{info.uuid, ss, info.slot_count, main_size, info.created_us};
-    s = spare->WriteAt(0, kSpareHeaderSize, EncodeSpareHeader(h).data());
-    if (s.ok()) s = spare->Sync();
-    if (s.ok() && ::rename(tmp.c_str(), paths.db.c_str()) != 0) s = Status::FromErrno("rename " + tmp, errno);
-    renamed = s.ok();
-    if (s.ok()) s = SyncParentDir(paths.db);
-  }
-  if (!s.ok()) {
-    for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((tmp + suffix).c_str());
-    if (renamed) ::unlink(paths.db.c_str());
-    if (stamped) main->Stamp("");
     spare.reset();
     if (created_spare) env->DeleteFile(paths.spare);
   }
