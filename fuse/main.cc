@@ -254,6 +254,62 @@ void SetUpLogging(const Options& o, Startup* startup) {
   spdlog::set_default_logger(logger);
 }
 
+// What the command line asks for, checked: the set's paths, where to mount,
+// the file's name and attributes (MAIN's), the worker count and commit interval.
+struct Plan {
+  SetPaths paths;
+  std::string mountpoint;
+  FsConfig config;
+  uint64_t threads = kDefaultThreads;
+  uint64_t commit_ms = kDefaultCommitMs;
+};
+
+// Checks the parsed options and paths; any problem ends the process with one
+// line, before anything is opened.
+Plan MakePlan(const Options& o, Startup* startup) {
+  if (o.positional.size() != 2) {
+    startup->Fail("expected MAIN and MOUNTPOINT, got " + std::to_string(o.positional.size()) +
+                  " path(s) (see remapfs --help)");
+  }
+  if (!o.spare) startup->Fail("-o spare=SPARE is required (see remapfs --help)");
+  if (!*o.spare) startup->Fail("spare= is empty: give the SPARE image of the set");
+  if (o.db && !*o.db) startup->Fail("db= is empty: give the set's DB, or leave db= out for SPARE.db");
+  Plan plan;
+  for (auto [what, text, max, out] : {std::tuple{"threads", o.threads, kMaxThreads, &plan.threads},
+                                      std::tuple{"commit_ms", o.commit_ms, kMaxCommitMs, &plan.commit_ms}}) {
+    if (!text) continue;
+    Status s = ParseNumber(what, text, 1, max, out);
+    if (!s.ok()) startup->Fail(s.message());
+  }
+  SetPaths& paths = plan.paths;
+  paths.main = AbsolutePath(o.positional[0]);
+  paths.spare = AbsolutePath(o.spare);
+  plan.mountpoint = AbsolutePath(o.positional[1]);
+  if (o.db) {
+    paths.db = AbsolutePath(o.db);
+  } else {
+    paths.db = DefaultDbPath(paths.spare);
+    if (paths.db.empty()) startup->Fail("SPARE " + paths.spare + " is a block device: give -o db=PATH");
+  }
+  struct stat main_st, mnt_st;
+  if (stat(paths.main.c_str(), &main_st) != 0) {
+    startup->Fail("MAIN " + paths.main + ": " + std::strerror(errno));
+  }
+  if (stat(plan.mountpoint.c_str(), &mnt_st) != 0 || !S_ISDIR(mnt_st.st_mode)) {
+    startup->Fail("mountpoint " + plan.mountpoint + " is not a directory");
+  }
+  FsConfig& config = plan.config;
+  config.file_name = o.name ? o.name : std::filesystem::path(paths.main).filename().string();
+  Status name_ok = CheckFileName(o.name ? "name" : "MAIN's base name", config.file_name);
+  if (!name_ok.ok()) startup->Fail(name_ok.message() + (o.name ? "" : " with -o name=FILE"));
+  config.db_path = paths.db;
+  config.kernel_cache = o.cache;
+  config.mode = main_st.st_mode & 07777;
+  config.uid = main_st.st_uid;
+  config.gid = main_st.st_gid;
+  return plan;
+}
+
 int Main(int argc, char** argv) {
   fuse_args args = FUSE_ARGS_INIT(argc, argv);
   Options o;
@@ -268,54 +324,15 @@ int Main(int argc, char** argv) {
     std::printf("remapfs %s (libfuse %s)\n", REMAPFS_VERSION, fuse_pkgversion());
     return 0;
   }
-  if (o.positional.size() != 2) {
-    startup.Fail("expected MAIN and MOUNTPOINT, got " + std::to_string(o.positional.size()) +
-                 " path(s) (see remapfs --help)");
-  }
-  if (!o.spare) startup.Fail("-o spare=SPARE is required (see remapfs --help)");
-  if (!*o.spare) startup.Fail("spare= is empty: give the SPARE image of the set");
-  if (o.db && !*o.db) startup.Fail("db= is empty: give the set's DB, or leave db= out for SPARE.db");
-  uint64_t threads = kDefaultThreads, commit_ms = kDefaultCommitMs;
-  for (auto [what, text, max, out] : {std::tuple{"threads", o.threads, kMaxThreads, &threads},
-                                      std::tuple{"commit_ms", o.commit_ms, kMaxCommitMs, &commit_ms}}) {
-    if (!text) continue;
-    Status s = ParseNumber(what, text, 1, max, out);
-    if (!s.ok()) startup.Fail(s.message());
-  }
-
-  SetPaths paths;
-  paths.main = AbsolutePath(o.positional[0]);
-  paths.spare = AbsolutePath(o.spare);
-  const std::string mountpoint = AbsolutePath(o.positional[1]);
-  if (o.db) {
-    paths.db = AbsolutePath(o.db);
-  } else {
-    paths.db = DefaultDbPath(paths.spare);
-    if (paths.db.empty()) startup.Fail("SPARE " + paths.spare + " is a block device: give -o db=PATH");
-  }
-  struct stat main_st, mnt_st;
-  if (stat(paths.main.c_str(), &main_st) != 0) {
-    startup.Fail("MAIN " + paths.main + ": " + std::strerror(errno));
-  }
-  if (stat(mountpoint.c_str(), &mnt_st) != 0 || !S_ISDIR(mnt_st.st_mode)) {
-    startup.Fail("mountpoint " + mountpoint + " is not a directory");
-  }
-
-  FsConfig config;
-  config.file_name = o.name ? o.name : std::filesystem::path(paths.main).filename().string();
-  Status name_ok = CheckFileName(o.name ? "name" : "MAIN's base name", config.file_name);
-  if (!name_ok.ok()) startup.Fail(name_ok.message() + (o.name ? "" : " with -o name=FILE"));
+  const Plan plan = MakePlan(o, &startup);
+  const SetPaths& paths = plan.paths;
+  const std::string& mountpoint = plan.mountpoint;
 
   // Permission bits of the file are enforced by the kernel.
   fuse_opt_add_arg(&args, "-odefault_permissions");
   fuse_opt_add_arg(&args, ("-ofsname=" + EscapeMountOption(paths.main)).c_str());  // MAIN may hold a comma
   fuse_opt_add_arg(&args, "-osubtype=remapfs");
-  config.db_path = paths.db;
-  config.kernel_cache = o.cache;
-  config.mode = main_st.st_mode & 07777;
-  config.uid = main_st.st_uid;
-  config.gid = main_st.st_gid;
-  Filesystem fs(config);
+  Filesystem fs(plan.config);
   // The session checks libfuse's options before the set is opened (opening
   // writes to the DB), so bad input leaves the set untouched. It starts no
   // thread, so it survives the fork below.
@@ -335,7 +352,7 @@ int Main(int argc, char** argv) {
   EngineOptions eo;
   eo.direct_io = o.direct;
   eo.control_socket = control->name();
-  eo.commit_interval = std::chrono::milliseconds(commit_ms);
+  eo.commit_interval = std::chrono::milliseconds(plan.commit_ms);
   std::unique_ptr<Engine> engine;
   s = Engine::Open(paths, eo, &engine);
   if (!s.ok()) startup.Fail(s.message());
@@ -351,10 +368,10 @@ int Main(int argc, char** argv) {
   control->Start(engine.get(), o.read_only);
   g_fuse_to_log = true;
   FuseSaid();
-  spdlog::info("mounted {} at {}/{} (spare {}, DB {})", paths.main, mountpoint, config.file_name, paths.spare,
+  spdlog::info("mounted {} at {}/{} (spare {}, DB {})", paths.main, mountpoint, plan.config.file_name, paths.spare,
                paths.db);
   startup.Done();
-  const int rc = Daemon::Run(se, &fs, engine.get(), std::move(control), static_cast<int>(threads));
+  const int rc = Daemon::Run(se, &fs, engine.get(), std::move(control), static_cast<int>(plan.threads));
   fuse_opt_free_args(&args);
   spdlog::shutdown();
   // Workers left blocked in the kernel (if any) must not run destructors.
