@@ -20,6 +20,11 @@
 // Data behind a pointer that may be touched only with the lock held.
 #define PT_GUARDED_BY(lock) REMAPFS_TSA(pt_guarded_by(lock))
 
+// Lock order: this lock is taken only after (before) the named ones.
+// Checked with -Wthread-safety-beta.
+#define ACQUIRED_AFTER(...) REMAPFS_TSA(acquired_after(__VA_ARGS__))
+#define ACQUIRED_BEFORE(...) REMAPFS_TSA(acquired_before(__VA_ARGS__))
+
 // The caller must hold the lock(s), exclusively or at least shared.
 #define REQUIRES(...) REMAPFS_TSA(requires_capability(__VA_ARGS__))
 #define REQUIRES_SHARED(...) REMAPFS_TSA(requires_shared_capability(__VA_ARGS__))
