@@ -241,6 +241,18 @@ void OnStatfs(fuse_req_t req, fuse_ino_t) {
 }
 
 // The xattrs let remapctl find the set from a mountpoint or the file.
+// Answers a getxattr/listxattr: the size when asked for it (size 0), else
+// the bytes if they fit.
+void ReplyXattr(fuse_req_t req, size_t size, const std::string& value) {
+  if (size == 0) {
+    fuse_reply_xattr(req, value.size());
+  } else if (size < value.size()) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, value.data(), value.size());
+  }
+}
+
 void OnGetxattr(fuse_req_t req, fuse_ino_t, const char* name, size_t size) {
   Filesystem* fs = Fs(req);
   std::string value;
@@ -252,26 +264,14 @@ void OnGetxattr(fuse_req_t req, fuse_ino_t, const char* name, size_t size) {
     fuse_reply_err(req, ENODATA);
     return;
   }
-  if (size == 0) {
-    fuse_reply_xattr(req, value.size());
-  } else if (size < value.size()) {
-    fuse_reply_err(req, ERANGE);
-  } else {
-    fuse_reply_buf(req, value.data(), value.size());
-  }
+  ReplyXattr(req, size, value);
 }
 
 void OnListxattr(fuse_req_t req, fuse_ino_t, size_t size) {
   std::string names;
   names.append(kXattrUuid).push_back('\0');
   names.append(kXattrDb).push_back('\0');
-  if (size == 0) {
-    fuse_reply_xattr(req, names.size());
-  } else if (size < names.size()) {
-    fuse_reply_err(req, ERANGE);
-  } else {
-    fuse_reply_buf(req, names.data(), names.size());
-  }
+  ReplyXattr(req, size, names);
 }
 
 }  // namespace

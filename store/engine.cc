@@ -643,17 +643,21 @@ Status Engine::Flush() {
   return s;
 }
 
-Status Engine::Remap(uint64_t sector) {
+Status Engine::CheckChange(SectorChange change, uint64_t sector, std::optional<uint32_t>* entry) {
   Status s = CheckSector(sector);
   if (!s.ok()) return s;
+  {
+    ReaderLock lock(&table_mu_);
+    *entry = table_.Find(sector);
+  }
+  return CheckSectorChange(change, sector, *entry);
+}
+
+Status Engine::Remap(uint64_t sector) {
   const uint64_t ss = sector_size();
   RegionGuard guard(&regions_, sector * ss, ss);
   std::optional<uint32_t> current;
-  {
-    ReaderLock lock(&table_mu_);
-    current = table_.Find(sector);
-  }
-  s = CheckSectorChange(SectorChange::kRemap, sector, current);
+  Status s = CheckChange(SectorChange::kRemap, sector, &current);
   if (!s.ok()) return s;
   std::string data(ss, '\0');
   s = main_->ReadAt(sector * ss, ss, data.data());
@@ -666,16 +670,10 @@ Status Engine::Remap(uint64_t sector) {
 }
 
 Status Engine::Unremap(uint64_t sector) {
-  Status s = CheckSector(sector);
-  if (!s.ok()) return s;
   const uint64_t ss = sector_size();
   RegionGuard guard(&regions_, sector * ss, ss);
   std::optional<uint32_t> slot;
-  {
-    ReaderLock lock(&table_mu_);
-    slot = table_.Find(sector);
-  }
-  s = CheckSectorChange(SectorChange::kUnremap, sector, slot);
+  Status s = CheckChange(SectorChange::kUnremap, sector, &slot);
   if (!s.ok()) return s;
   if (*slot != kPendingSlot) {
     // Copy back, then verify MAIN holds it, before the mapping goes.
@@ -711,14 +709,10 @@ Status Engine::Unremap(uint64_t sector) {
 }
 
 Status Engine::MarkPending(uint64_t sector) {
-  Status s = CheckSector(sector);
-  if (!s.ok()) return s;
   RegionGuard guard(&regions_, sector * sector_size(), sector_size());
-  {
-    ReaderLock lock(&table_mu_);
-    s = CheckSectorChange(SectorChange::kMarkPending, sector, table_.Find(sector));
-    if (!s.ok()) return s;
-  }
+  std::optional<uint32_t> entry;
+  Status s = CheckChange(SectorChange::kMarkPending, sector, &entry);
+  if (!s.ok()) return s;
   MarkPendingUnlessMapped(sector, "marked by hand");
   return Status::OK();
 }

@@ -143,6 +143,11 @@ class Engine {
     std::array<std::shared_mutex, 256> stripes;
   };
 
+  // The sector's entry, and whether `change` may be made to it. The caller
+  // holds the sector's region (an out-of-range sector's region is harmless:
+  // stripes are taken modulo their count), so the answer stays true.
+  Status CheckChange(SectorChange change, uint64_t sector, std::optional<uint32_t>* entry) REQUIRES(regions_)
+      EXCLUDES(table_mu_);
   std::vector<Run> RunsFor(uint64_t offset, size_t n) const REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
   Status SyncData();
 
