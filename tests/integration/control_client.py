@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""A raw client of a remapfs daemon's control channel (used through lib.sh).
+"""A raw client of a remapfs daemon's control channel (used through functions.sh).
+
+control_client.py DB socket
+    prints the abstract socket name of the channel that DB records.
 
 control_client.py DB call JSON
     sends one request line and waits for the reply; prints "sending" just
@@ -44,6 +47,9 @@ def wait_closed(s):
 
 def main():
     db, mode = sys.argv[1], sys.argv[2]
+    if mode == "socket":
+        print(socket_name(db))
+        return
     try:
         s = connect(db)
     except OSError as e:
