@@ -11,16 +11,21 @@ fileio.py pwrite FILE DATA OFFSET [--hold]
 fileio.py pread FILE OUT LENGTH OFFSET
     one O_DIRECT read of LENGTH bytes at OFFSET; prints "read N" and saves
     the bytes in OUT; a failed close prints "close: ERROR".
-fileio.py fsync FILE
+fileio.py fsync FILE [--then MS CMD...]
     prints "sending", fsyncs FILE, then prints one JSON line {"sent": T,
-    "replied": T, "reply": {"ok": ...}} (times: time.time()), as
-    control_client.py call does; exit 0 when the fsync succeeded.
+    "replied": T, "reply": {"ok": ...}, "then": {...}} (times: time.time()),
+    as control_client.py call does; exit 0 when the fsync succeeded.
+    --then: runs CMD (a stop of the daemon) MS ms after the fsync was sent,
+    from here, so that a loaded machine does not delay it; "then" says when
+    it ran ("at") and its exit status ("rc").
 """
 import json
 import mmap
 import os
 import signal
+import subprocess
 import sys
+import threading
 import time
 
 PIECE = 1 << 20
@@ -58,16 +63,39 @@ def do_pread(path, out, length, offset):
     return 0
 
 
-def do_fsync(path):
+def run_later(then):
+    """[--then MS CMD...]: starts a timer that runs CMD MS ms from now.
+    Returns the timer (None without --then) and the record it fills in."""
+    record = {}
+    if not then:
+        return None, record
+    if then[0] != "--then" or len(then) < 3:
+        sys.exit("expected --then MS CMD...")
+    cmd = then[2:]
+
+    def run():
+        record["at"] = time.time()
+        record["rc"] = subprocess.run(cmd).returncode
+
+    timer = threading.Timer(float(then[1]) / 1000, run)
+    timer.start()
+    return timer, record
+
+
+def do_fsync(path, then):
     fd = os.open(path, os.O_RDONLY)
     print("sending", flush=True)
     sent = time.time()
+    timer, record = run_later(then)
     try:
         os.fsync(fd)
         reply = {"ok": True}
     except OSError as e:
         reply = {"ok": False, "error": str(e)}
-    print(json.dumps({"sent": sent, "replied": time.time(), "reply": reply}), flush=True)
+    replied = time.time()
+    if timer:
+        timer.join()
+    print(json.dumps({"sent": sent, "replied": replied, "reply": reply, "then": record}), flush=True)
     try:
         os.close(fd)
     except OSError:
@@ -82,7 +110,7 @@ def main():
     if mode == "pread":
         return do_pread(args[0], args[1], int(args[2]), int(args[3]))
     if mode == "fsync":
-        return do_fsync(args[0])
+        return do_fsync(args[0], args[1:])
     sys.exit(f"unknown mode {mode}")
 
 

@@ -120,7 +120,7 @@ stop_process() {
 
 _is_child() {
   local stat ppid
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
   stat=${stat##*) }
   read -r _ ppid _ <<<"$stat"
   [[ $ppid == "$$" ]]
@@ -226,7 +226,7 @@ _loops_under() {
 # pid_alive PID: PID runs (a zombie waiting to be reaped does not count).
 pid_alive() {
   local stat state
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
   stat=${stat##*) }
   state=${stat%% *}
   [[ -n $state && $state != Z && $state != X ]]
@@ -281,8 +281,11 @@ wait_pid_gone() {
 
 _not() { ! "$@"; }
 
-# Milliseconds since the epoch.
-now_ms() { date +%s%3N; }
+# Milliseconds since the epoch (no fork of date(1): called in wait loops).
+now_ms() {
+  local us=${EPOCHREALTIME//[.,]/}
+  echo $(( us / 1000 ))
+}
 
 # --- running commands ------------------------------------------------------
 
@@ -491,13 +494,7 @@ stop_daemon() {
     sigterm) kill -TERM "$pid" ;;
     sigint) kill -INT "$pid" ;;
   esac
-  while pid_alive "$pid"; do
-    if (( $(now_ms) - t0 > bound * 1000 )); then
-      tail -15 "$logf" >&2
-      fail "the daemon ($how) is still running ${bound}s after the shutdown was requested"
-    fi
-    sleep 0.01
-  done
+  wait_daemon_exit "$pid" "$logf" "$bound" "$how"
   log "daemon $pid exited $(( $(now_ms) - t0 )) ms after $how"
 }
 
@@ -532,10 +529,12 @@ in_flight_at_stop() {
 # nanosleep over half a second, before any delay rule is hit (a sanitizer
 # runtime's own background thread); prints their ids, for delayed_io.
 delayed_io_baseline() {
-  local i t own=""
+  local i t w own=""
   for (( i = 0; i < 25; i++ )); do
     for t in /proc/"$1"/task/*; do
-      if [[ $(cat "$t/wchan" 2>/dev/null) == *nanosleep* && " $own " != *" ${t##*/} "* ]]; then
+      w=""
+      read -r w 2>/dev/null <"$t/wchan" || true   # no final newline
+      if [[ $w == *nanosleep* && " $own " != *" ${t##*/} "* ]]; then
         own+=" ${t##*/}"
       fi
     done
@@ -549,10 +548,12 @@ delayed_io_baseline() {
 # rule (nanosleep; nothing else of the daemon's own sleeps that way), not
 # counting the BASELINE threads.
 delayed_io() {
-  local n=0 t
+  local n=0 t w
   for t in /proc/"$1"/task/*; do
     [[ " $2 " == *" ${t##*/} "* ]] && continue
-    if [[ $(cat "$t/wchan" 2>/dev/null) == *nanosleep* ]]; then n=$((n + 1)); fi
+    w=""
+    read -r w 2>/dev/null <"$t/wchan" || true
+    if [[ $w == *nanosleep* ]]; then n=$((n + 1)); fi
   done
   echo $n
 }
@@ -568,16 +569,30 @@ wait_delayed_io() {
   fail "expected $2 requests held by delay rules in daemon $1, found $(delayed_io "$1" "$3")"
 }
 
+# wait_daemon_exit PID LOG BOUND_S HOW: the daemon PID, asked to stop by HOW,
+# must exit within BOUND_S seconds; else the end of LOG is shown.
+wait_daemon_exit() {
+  local pid=$1 logf=$2 bound=$3 how=$4 t0
+  t0=$(now_ms)
+  while pid_alive "$pid"; do
+    if (( $(now_ms) - t0 > bound * 1000 )); then
+      tail -15 "$logf" >&2
+      fail "the daemon ($how) is still running ${bound}s after the shutdown was requested"
+    fi
+    sleep 0.01
+  done
+}
+
 # --- the DB and the control channel, raw -----------------------------------
 
 # control_socket DB: the abstract socket name of the control channel that DB
 # records (the DB is owner-only: as root).
-control_socket() { python3 "$CONTROL_PY" "$1" socket; }
+control_socket() { "$PYTHON" "$CONTROL_PY" "$1" socket; }
 
 # committed_sectors DB: table entries committed to the DB, read with SQLite
 # read-only, so that it works while the daemon runs and asks it for nothing
 # (remapctl given the DB of a running daemon asks the daemon).
-committed_sectors() { python3 "$DBREAD_PY" "$1" sectors; }
+committed_sectors() { "$PYTHON" "$DBREAD_PY" "$1" sectors; }
 
 # --- bytes -----------------------------------------------------------------
 
@@ -622,8 +637,8 @@ assert_unchanged() {
 # --- the verifying block writer --------------------------------------------
 
 # blocks write|verify|baselines FILE ...: tests/integration/blocks.py (see
-# its help). In the background: start_bg VAR python3 "$BLOCKS_PY" write ...
-blocks() { python3 "$BLOCKS_PY" "$@"; }
+# its help). In the background: start_bg VAR "$PYTHON" "$BLOCKS_PY" write ...
+blocks() { "$PYTHON" "$BLOCKS_PY" "$@"; }
 
 # acked_count LOG: fsync-acknowledged batches in a blocks.py log.
 acked_count() {
@@ -713,6 +728,10 @@ _umount_fuse() {
 [[ -c /dev/fuse ]] || skip "needs /dev/fuse"
 requires fusermount3 --version
 requires python3 --version
+# The interpreter itself, past any version manager's shim (pyenv's costs a
+# second per start on a loaded machine): "$PYTHON" "$BLOCKS_PY" ...
+PYTHON=$(python3 -c 'import sys; print(sys.executable)')
+readonly PYTHON
 requires jq --version
 requires sha256sum --version
 [[ -n ${REMAPFS:-} && -x ${REMAPFS} ]] || fail "REMAPFS is not set to the remapfs binary (run through ctest)"
