@@ -45,7 +45,10 @@ readonly DBREAD_PY=$_IT_DIR/dbread.py          # read-only looks at a live DB
 
 # --- reporting -------------------------------------------------------------
 
-log() { printf '[%s %s] %s\n' "$TEST_NAME" "$(date +%T.%3N)" "$*" >&2; }
+log() {
+  local us=${EPOCHREALTIME//[.,]/}
+  printf '[%s %(%T)T.%03d] %s\n' "$TEST_NAME" "${us:0:-6}" "$(( 10#${us: -6} / 1000 ))" "$*" >&2
+}
 
 # fail MESSAGE: ends the test (exit 1). From a subshell ($(...), a pipeline,
 # a background job) it ends the test too, not only the subshell.
@@ -292,44 +295,46 @@ now_ms() {
 # must CMD...: runs CMD; its stdout is the output (capture it with $(...));
 # fails the test, showing what CMD printed, unless it exits 0.
 must() {
-  local out err rc=0
-  out=$(mktemp "$T/must.XXXXXX")
-  err=$out.err
-  "$@" >"$out" 2>"$err" || rc=$?
+  local f=$T/cmd/$BASHPID rc=0 out
+  "$@" >"$f.out" 2>"$f.err" || rc=$?
   if (( rc != 0 )); then
-    show_output "$out" "$err"
+    show_output "$f"
     fail "expected success (exit 0), got exit $rc: $*"
   fi
-  cat "$out"
-  rm -f "$out" "$err"
+  out=$(<"$f.out")
+  [[ -z $out ]] || printf '%s\n' "$out"
 }
 
 # must_fail CMD...: CMD must exit non-zero; its stderr is the output.
 must_fail() {
-  local out err rc=0
-  out=$(mktemp "$T/must.XXXXXX")
-  err=$out.err
-  "$@" >"$out" 2>"$err" || rc=$?
-  if (( rc == 0 )); then
-    show_output "$out" "$err"
-    fail "expected a failure (non-zero exit), got exit 0: $*"
-  fi
-  log "failed as expected (exit $rc): $(head -c 300 "$err")"
-  cat "$err"
-  rm -f "$out" "$err"
+  _must_fail "$@"
+  printf '%s\n' "$(<"$T/cmd/$BASHPID.err")"
 }
 
 # must_fail_one_line CMD...: as must_fail, and CMD printed exactly one
 # non-empty line on stderr (a refusal).
 must_fail_one_line() {
-  local err lines
-  err=$(must_fail "$@")
-  lines=$(grep -c '' <<<"$err")
-  if [[ $lines -ne 1 || -z ${err//[[:space:]]/} ]]; then
-    printf -- '--- stderr:\n%s\n' "$err" >&2
-    fail "expected exactly one line on stderr, got $lines: $*"
+  local raw="" newlines
+  _must_fail "$@"
+  IFS= read -r -d '' raw <"$T/cmd/$BASHPID.err" || true
+  newlines=${raw//[!$'\n']/}
+  if [[ ${#newlines} -ne 1 || ${raw: -1} != $'\n' || -z ${raw//[[:space:]]/} ]]; then
+    show_output "$T/cmd/$BASHPID"
+    fail "expected exactly one line on stderr, got ${#newlines}: $*"
   fi
-  echo "$err"
+  printf '%s' "$raw"
+}
+
+# Runs CMD with its output in $T/cmd/PID.out and .err; fails unless it
+# exits non-zero.
+_must_fail() {
+  local f=$T/cmd/$BASHPID rc=0
+  "$@" >"$f.out" 2>"$f.err" || rc=$?
+  if (( rc == 0 )); then
+    show_output "$f"
+    fail "expected a failure (non-zero exit), got exit 0: $*"
+  fi
+  log "failed as expected (exit $rc): $(head -c 300 "$f.err")"
 }
 
 # run PREFIX CMD...: runs CMD with stdout in PREFIX.out and stderr in
@@ -341,10 +346,10 @@ run() {
   echo "$rc"
 }
 
-# show_output OUT_FILE ERR_FILE | show_output PREFIX: the start of both, on
-# stderr.
+# show_output PREFIX | show_output OUT_FILE ERR_FILE: the start of
+# PREFIX.out and PREFIX.err (or of the two files), on stderr.
 show_output() {
-  local out=${1}.out err=${1}.err
+  local out=$1.out err=$1.err
   (( $# == 2 )) && { out=$1; err=$2; }
   echo "--- stdout:" >&2
   head -c 4000 "$out" >&2 2>/dev/null
@@ -396,13 +401,12 @@ mount_set() {
   cleanup_fn _teardown_mount "$mnt"
   local opts="spare=$spare,db=$db,log=$logf"
   [[ -n $extra ]] && opts+=",$extra"
-  out=$(mktemp "$T/mount.XXXXXX")
-  if ! timeout 30 "$REMAPFS" "$main" "$mnt" -o "$opts" >"$out" 2>"$out.err"; then
-    show_output "$out" "$out.err"
+  out=$T/cmd/$BASHPID
+  if ! timeout 30 "$REMAPFS" "$main" "$mnt" -o "$opts" >"$out.out" 2>"$out.err"; then
+    show_output "$out"
     fail "remapfs failed to mount $main at $mnt"
   fi
-  [[ ! -s $out && ! -s $out.err ]] || { show_output "$out" "$out.err"; fail "remapfs printed although it mounted"; }
-  rm -f "$out" "$out.err"
+  [[ ! -s $out.out && ! -s $out.err ]] || { show_output "$out"; fail "remapfs printed although it mounted"; }
   [[ ,$extra, =~ ,name=([^,]+), ]] && name=${BASH_REMATCH[1]}
   check_mount "$main" "$mnt" ${name:+"$name"}
 }
@@ -738,6 +742,7 @@ requires sha256sum --version
 [[ -n ${REMAPCTL:-} && -x ${REMAPCTL} ]] || fail "REMAPCTL is not set to the remapctl binary (run through ctest)"
 T=$(mktemp -d "/tmp/remapfs-it-${TEST_NAME}.XXXXXX")
 readonly T
+mkdir "$T/cmd"   # what must & co. captured, by process id
 trap _on_exit EXIT
 trap 'log "interrupted"; exit 130' INT TERM HUP
 trap 'exit 1' USR1    # fail in a subshell
