@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Verifying block writer of the integration tests (used through lib.sh).
+"""Verifying block writer of the integration tests (used through functions.sh).
 
 A REGION of the exposed file is a ring of NB blocks of BLK bytes at byte BASE.
 Block k goes to ring slot k % NB and holds pattern(GEN, k): every 512-byte

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""A raw client of a remapfs daemon's control channel (used through lib.sh).
+"""A raw client of a remapfs daemon's control channel (used through functions.sh).
 
-control_client.py DB call JSON
+control_client.py DB socket
+    prints the abstract socket name of the channel that DB records.
+
+control_client.py DB call JSON [--then MS CMD...]
     sends one request line and waits for the reply; prints "sending" just
     before it sends, then one JSON line {"sent": T, "replied": T, "reply":
-    {...}} (times: time.time()); exit 0 when the reply says ok, 1 otherwise,
-    2 when the connection failed.
+    {...}, "then": {...}} (times: time.time()); exit 0 when the reply says
+    ok, 1 otherwise, 2 when the connection failed. --then: as in fileio.py
+    fsync, CMD runs MS ms after the request was sent.
 control_client.py DB silent
     connects and never sends a request, like a stuck remapctl; prints
     "connected" then, once the daemon closes the connection, "closed".
@@ -19,6 +23,9 @@ import socket
 import sqlite3
 import sys
 import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from fileio import run_later  # noqa: E402
 
 
 def socket_name(db):
@@ -44,6 +51,9 @@ def wait_closed(s):
 
 def main():
     db, mode = sys.argv[1], sys.argv[2]
+    if mode == "socket":
+        print(socket_name(db))
+        return
     try:
         s = connect(db)
     except OSError as e:
@@ -52,6 +62,7 @@ def main():
     if mode == "call":
         print("sending", flush=True)
         sent = time.time()
+        timer, record = run_later(sys.argv[4:])
         s.sendall(sys.argv[3].encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):
@@ -60,8 +71,10 @@ def main():
                 break
             data += chunk
         replied = time.time()
+        if timer:
+            timer.join()
         reply = json.loads(data) if data.endswith(b"\n") else {"ok": False, "error": "connection closed"}
-        print(json.dumps({"sent": sent, "replied": replied, "reply": reply}), flush=True)
+        print(json.dumps({"sent": sent, "replied": replied, "reply": reply, "then": record}), flush=True)
         sys.exit(0 if reply.get("ok") else 1)
     if mode == "silent":
         print("connected", flush=True)

@@ -18,8 +18,7 @@
 # moments, rules and options; both are logged to rerun a failure (the exact
 # instant a kill lands still depends on the machine). A longer campaign:
 #   KILL9_CYCLES=300 IT_TIMEOUT=3600 REMAPFS=... REMAPCTL=... bash kill9.sh
-source "$(dirname "$0")/lib.sh"
-setup
+source "$(dirname "$0")/functions.sh"
 
 CYCLES=${KILL9_CYCLES:-20}
 SEED=${KILL9_SEED:-1}
@@ -36,17 +35,17 @@ WRITERS=2
 NOISE_NB=32               # a burst of unsynced writes: 256 KiB, 512 remaps
 NNOISE=64                 # slices for the bursts, after the regions: 16 MiB
 NOISE0=$((NREG * NB * BLK))
-make_set k9 $((NOISE0 + NNOISE * NOISE_NB * BLK)) 96M $SS
-MNT=$T/mnt
+main=$T/k9.img spare=$T/k9.spare db=$T/k9.db mnt=$T/mnt f=$T/mnt/k9.img
+make_set "$main" "$spare" "$db" $((NOISE0 + NNOISE * NOISE_NB * BLK)) 96M $SS
 
 region_base() { echo $(($1 * NB * BLK)); }
 # verify_region REGION GEN LOG: the region holds its acknowledged blocks and,
 # elsewhere, what it held after the last check; then that is its new baseline.
 verify_region() {
-  local reg=$1 gen=$2 logf=$3
-  must blocks verify "$EXPOSED" --base "$(region_base "$reg")" --blk $BLK --nb $NB --gen "$gen" --log "$logf" \
-    --sector $SS --batch 4 --baseline "$T/baseline.$reg" --save-baseline "$T/baseline.$reg"
-  log "region $reg: $(OUT)"
+  local reg=$1 gen=$2 logf=$3 out
+  out=$(must blocks verify "$f" --base "$(region_base "$reg")" --blk $BLK --nb $NB --gen "$gen" --log "$logf" \
+    --sector $SS --batch 4 --baseline "$T/baseline.$reg" --save-baseline "$T/baseline.$reg")
+  log "region $reg: $out"
 }
 # verify_baselines: every region written so far holds what it held at its
 # last check.
@@ -55,69 +54,67 @@ verify_baselines() {
   for (( reg = 0; reg < NREG; reg++ )); do
     if [[ -f $T/baseline.$reg ]]; then regions+=(--region "$(region_base "$reg"):$T/baseline.$reg"); fi
   done
-  must blocks baselines "$EXPOSED" "${regions[@]}"
-  log "$(OUT)"
+  log "$(must blocks baselines "$f" "${regions[@]}")"
 }
 # lost_remaps KILLED_LOG: sectors the killed daemon logged as remapped that
 # the remounted set does not have remapped: table changes still queued (never
 # acknowledged) when it died.
 lost_remaps() {
-  must "$REMAPCTL" list "$MNT" --json
-  jqr '.[] | select(.state == "remapped") | .sector' | sort -u >"$T/durable"
+  must "$REMAPCTL" list "$mnt" --json | jq -r '.[] | select(.state == "remapped") | .sector' | sort -u >"$T/durable"
   sed -n 's/.*\] sector \([0-9]*\) remapped to slot .*/\1/p' "$1" | sort -u | comm -23 - "$T/durable" | wc -l
 }
 
 killed_with_queue=0 total_fsyncs=0 in_flight_at_kill=0
-declare -a PREV_REGIONS=() PREV_LOGS=() PREV_GENS=()
+prev_regions=() prev_logs=() prev_gens=()
 for (( c = 0; c < CYCLES; c++ )); do
   commit_ms=$(( (RANDOM % 4 == 0) ? 1000 : (RANDOM % 4 == 1) ? 5 : 50 + RANDOM % 200 ))
   threads=$((1 << (RANDOM % 4)))
-  mount_set "$MAIN" "$SPARE" "$DB" "$MNT" "commit_ms=$commit_ms,threads=$threads"
-  pid=$DAEMON_PID
-  must "$REMAPCTL" status "$MNT" --json
+  dlog=$T/mount.$c.log
+  pid=$(mount_set "$main" "$spare" "$db" "$mnt" "$dlog" "commit_ms=$commit_ms,threads=$threads")
+  st=$(must "$REMAPCTL" status "$mnt" --json)
   if (( c == 0 )); then
-    assert_eq "was_clean of a new set" true "$(jqr .was_clean)"
+    assert_eq "was_clean of a new set" true "$(jq -r .was_clean <<<"$st")"
   else
-    assert_eq "was_clean after kill -9 (cycle $((c - 1)))" false "$(jqr .was_clean)"
-    assert_file_contains "log of the mount after kill -9" "was not shut down cleanly" "$LOG"
+    assert_eq "was_clean after kill -9 (cycle $((c - 1)))" false "$(jq -r .was_clean <<<"$st")"
+    assert_file_contains "log of the mount after kill -9" "was not shut down cleanly" "$dlog"
     lost=$(lost_remaps "$prev_log")
     if (( lost > 0 )); then killed_with_queue=$((killed_with_queue + 1)); fi
     log "remaps queued, not yet committed, at the kill: $lost"
-    for (( w = 0; w < ${#PREV_REGIONS[@]}; w++ )); do
-      verify_region "${PREV_REGIONS[w]}" "${PREV_GENS[w]}" "${PREV_LOGS[w]}"
+    for (( w = 0; w < ${#prev_regions[@]}; w++ )); do
+      verify_region "${prev_regions[w]}" "${prev_gens[w]}" "${prev_logs[w]}"
     done
   fi
-  must "$REMAPCTL" fault clear "$MNT"
+  must "$REMAPCTL" fault clear "$mnt"
 
   # This cycle's regions, rules and writers.
-  PREV_REGIONS=() PREV_LOGS=() PREV_GENS=()
+  prev_regions=() prev_logs=() prev_gens=()
   writers=()
   for (( w = 0; w < WRITERS; w++ )); do
     reg=$(( (c * WRITERS + w) % NREG ))
     first=$((reg * RSEC))
-    must "$REMAPCTL" fault add "$MNT" --device main --op write --sectors "$((first + RANDOM % (RSEC - 64)))+64"
-    must "$REMAPCTL" fault add "$MNT" --device main --op write --sectors "$((first + RANDOM % (RSEC - 512)))+512" \
-      --probability "0.$((1 + RANDOM % 5))" --seed $RANDOM
-    must "$REMAPCTL" fault add "$MNT" --device main --op write --sectors "$((first + RANDOM % (RSEC - 256)))+256" \
+    must "$REMAPCTL" fault add "$mnt" --device main --op write --sectors "$((first + RANDOM % (RSEC - 64)))+64"
+    must "$REMAPCTL" fault add "$mnt" --device main --op write --sectors "$((first + RANDOM % (RSEC - 512)))+512" \
+      --probability "0.$((1 + RANDOM % 5))" --seed "$RANDOM"
+    must "$REMAPCTL" fault add "$mnt" --device main --op write --sectors "$((first + RANDOM % (RSEC - 256)))+256" \
       --times $((1 + RANDOM % 40))
     gen="c$c.w$w"
     logf=$T/log.$c.$w
-    start_bg python3 "$BLOCKS_PY" write "$EXPOSED" --base "$(region_base "$reg")" --blk $BLK --nb $NB --gen "$gen" \
-      --log "$logf" --batch 4 --seed $RANDOM 2>"$T/writer.$c.$w.err"
-    writers+=("$BG_PID")
-    PREV_REGIONS+=("$reg") PREV_LOGS+=("$logf") PREV_GENS+=("$gen")
+    start_bg writer "$PYTHON" "$BLOCKS_PY" write "$f" --base "$(region_base "$reg")" --blk $BLK --nb $NB --gen "$gen" \
+      --log "$logf" --batch 4 --seed "$RANDOM" 2>"$T/writer.$c.$w.err"
+    writers+=("$writer")
+    prev_regions+=("$reg") prev_logs+=("$logf") prev_gens+=("$gen")
   done
   # Half the kills land in a burst of remaps that no fsync acknowledges (the
   # table changes are queued, or in the commit of some writer's fsync).
   burst=$((RANDOM % 2))
   noise=$(( NOISE0 + (c % NNOISE) * NOISE_NB * BLK ))
-  must "$REMAPCTL" fault add "$MNT" --device main --op write --sectors "$((noise / SS))+$((NOISE_NB * BLK / SS))"
+  must "$REMAPCTL" fault add "$mnt" --device main --op write --sectors "$((noise / SS))+$((NOISE_NB * BLK / SS))"
   if (( c % 3 == 2 )); then
     # Slot writes fail too: bad slots, the sector moves to another slot.
-    must "$REMAPCTL" status "$MNT" --json
-    next=$(( $(jqr .slots.used) + $(jqr .slots.bad) ))
-    must "$REMAPCTL" fault add "$MNT" --device spare --op write --sectors "$next+2000" \
-      --probability 0.05 --seed $RANDOM
+    st=$(must "$REMAPCTL" status "$mnt" --json)
+    next=$(( $(jq -r .slots.used <<<"$st") + $(jq -r .slots.bad <<<"$st") ))
+    must "$REMAPCTL" fault add "$mnt" --device spare --op write --sectors "$next+2000" \
+      --probability 0.05 --seed "$RANDOM"
   fi
   # Every writer has been acknowledged at least once, then a random moment.
   for (( i = 0; i < 100; i++ )); do
@@ -131,34 +128,30 @@ for (( c = 0; c < CYCLES; c++ )); do
   (( ok )) || fail "cycle $c: a writer got no fsync acknowledged in 5 s"
   sleep "$(printf '0.%03d' $((RANDOM % 900)))"
   if (( burst )); then
-    start_bg python3 "$BLOCKS_PY" write "$EXPOSED" --base $noise --blk $BLK --nb $NOISE_NB --gen "noise$c" \
+    start_bg noise_writer "$PYTHON" "$BLOCKS_PY" write "$f" --base $noise --blk $BLK --nb $NOISE_NB --gen "noise$c" \
       --log "$T/noise.$c" --no-fsync --count $NOISE_NB 2>/dev/null
-    writers+=("$BG_PID")
+    writers+=("$noise_writer")
     for (( i = 0; i < 200; i++ )); do
       (( $(acked_count "$T/noise.$c") >= 1 )) && break
       sleep 0.005
     done
     sleep "$(printf '0.%03d' $((RANDOM % 20)))"
   fi
-  prev_log=$LOG
+  prev_log=$dlog
   kill -KILL "$pid"
   wait_pid_gone "$pid" 10
 
   # The writers fail once the daemon is dead (the burst may have finished).
   if (( burst )); then
     wp=${writers[WRITERS]}
-    for (( i = 0; i < 100; i++ )); do pid_alive "$wp" || break; sleep 0.1; done
-    pid_alive "$wp" && fail "cycle $c: the burst writer is still running 10 s after kill -9"
+    wait_until 10 _not pid_alive "$wp" || fail "cycle $c: the burst writer is still running 10 s after kill -9"
     wait "$wp" || true
   fi
   for (( w = 0; w < WRITERS; w++ )); do
     wp=${writers[w]}
-    for (( i = 0; i < 100; i++ )); do pid_alive "$wp" || break; sleep 0.1; done
-    pid_alive "$wp" && fail "cycle $c: writer $w is still running 10 s after kill -9"
-    set +e
-    wait "$wp"
-    wrc=$?
-    set -e
+    wait_until 10 _not pid_alive "$wp" || fail "cycle $c: writer $w is still running 10 s after kill -9"
+    wrc=0
+    wait "$wp" || wrc=$?
     [[ $wrc == 3 ]] || { cat "$T/writer.$c.$w.err" >&2; fail "cycle $c: writer $w exited $wrc, expected 3"; }
     n=$(acked_count "$T/log.$c.$w")
     total_fsyncs=$((total_fsyncs + n))
@@ -167,42 +160,42 @@ for (( c = 0; c < CYCLES; c++ )); do
   log "cycle $c: commit_ms=$commit_ms threads=$threads; killed; fsyncs acknowledged: $(acked_count "$T/log.$c.0") + $(acked_count "$T/log.$c.1")"
 
   # The mount is left dead.
-  is_mounted "$MNT" || fail "cycle $c: the mount went away with the killed daemon"
-  run stat "$MNT/$(basename "$MAIN")"
-  assert_contains "stat on the dead mount" "Transport endpoint is not connected" "$(ERR)"
-  must fusermount3 -u "$MNT"
-  wait_unmounted "$MNT" 10
+  is_mounted "$mnt" || fail "cycle $c: the mount went away with the killed daemon"
+  err=$(must_fail stat "$f")
+  assert_contains "stat on the dead mount" "Transport endpoint is not connected" "$err"
+  must fusermount3 -u "$mnt"
+  wait_unmounted "$mnt" 10
 
-  must "$REMAPCTL" status "$DB" --json
-  assert_eq "was_clean in the DB after kill -9" false "$(jqr .was_clean)"
-  must "$REMAPCTL" check "$DB"
-  assert_contains "check after kill -9 (cycle $c)" "ok:" "$(OUT)"
+  st=$(must "$REMAPCTL" status "$db" --json)
+  assert_eq "was_clean in the DB after kill -9" false "$(jq -r .was_clean <<<"$st")"
+  out=$(must "$REMAPCTL" check "$db")
+  assert_contains "check after kill -9 (cycle $c)" "ok:" "$out"
 done
 
 # The last kill, then every region once more; then an orderly stop.
-mount_set "$MAIN" "$SPARE" "$DB" "$MNT"
-must "$REMAPCTL" status "$MNT" --json
-assert_eq "was_clean after the last kill -9" false "$(jqr .was_clean)"
-assert_file_contains "log of the mount after the last kill -9" "was not shut down cleanly" "$LOG"
-remapped=$(jqr .remapped_sectors)
-bad_slots=$(jqr .slots.bad)
+pid=$(mount_set "$main" "$spare" "$db" "$mnt" "$T/mount.last.log")
+st=$(must "$REMAPCTL" status "$mnt" --json)
+assert_eq "was_clean after the last kill -9" false "$(jq -r .was_clean <<<"$st")"
+assert_file_contains "log of the mount after the last kill -9" "was not shut down cleanly" "$T/mount.last.log"
+remapped=$(jq -r .remapped_sectors <<<"$st")
+bad_slots=$(jq -r .slots.bad <<<"$st")
 lost=$(lost_remaps "$prev_log")
 if (( lost > 0 )); then killed_with_queue=$((killed_with_queue + 1)); fi
 log "remaps queued, not yet committed, at the kill: $lost"
-for (( w = 0; w < ${#PREV_REGIONS[@]}; w++ )); do
-  verify_region "${PREV_REGIONS[w]}" "${PREV_GENS[w]}" "${PREV_LOGS[w]}"
+for (( w = 0; w < ${#prev_regions[@]}; w++ )); do
+  verify_region "${prev_regions[w]}" "${prev_gens[w]}" "${prev_logs[w]}"
 done
 verify_baselines
-must "$REMAPCTL" fault clear "$MNT"
-unmount_set "$MNT"
-must "$REMAPCTL" check "$DB"
-mount_set "$MAIN" "$SPARE" "$DB" "$MNT"
-must "$REMAPCTL" status "$MNT" --json
-assert_eq "was_clean after the orderly stop" true "$(jqr .was_clean)"
-assert_eq "remapped after the orderly stop" "$remapped" "$(jqr .remapped_sectors)"
+must "$REMAPCTL" fault clear "$mnt"
+unmount_set "$mnt" "$pid" "$T/mount.last.log"
+must "$REMAPCTL" check "$db"
+pid=$(mount_set "$main" "$spare" "$db" "$mnt" "$T/mount.clean.log")
+st=$(must "$REMAPCTL" status "$mnt" --json)
+assert_eq "was_clean after the orderly stop" true "$(jq -r .was_clean <<<"$st")"
+assert_eq "remapped after the orderly stop" "$remapped" "$(jq -r .remapped_sectors <<<"$st")"
 verify_baselines
-unmount_set "$MNT"
-must "$REMAPCTL" check "$DB"
+unmount_set "$mnt" "$pid" "$T/mount.clean.log"
+must "$REMAPCTL" check "$db"
 
 assert_ge "sectors remapped in the campaign" $((CYCLES * 20)) "$remapped"
 log "campaign: $CYCLES kill -9 cycles (seed $SEED), $total_fsyncs fsyncs acknowledged and verified," \
