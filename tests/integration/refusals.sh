@@ -169,19 +169,20 @@ files)
 
 options)
   stopped_set
-  ro="spare=$a_spare,db=$a_db"
-  refused "remapfs: unknown -o option" "$REMAPFS" "$a_main" "$mnt2" -o "$ro,no_such_option=1" >/dev/null
-  refused "remapfs: unknown -o flag" "$REMAPFS" "$a_main" "$mnt2" -o "$ro,frobnicate" >/dev/null
-  refused "remapfs: bad name=" "$REMAPFS" "$a_main" "$mnt2" -o "$ro,name=a/b" >/dev/null
-  refused "remapfs: bad log_level=" "$REMAPFS" "$a_main" "$mnt2" -o "$ro,log=$T/bad.log,log_level=loud" >/dev/null
-  refused "remapfs: log_level= outside the four" "$REMAPFS" "$a_main" "$mnt2" -o "$ro,log=$T/bad.log,log_level=trace" >/dev/null
-  refused "remapfs: bad threads=" "$REMAPFS" "$a_main" "$mnt2" -o "$ro,threads=0" >/dev/null
+  # refused_option OPT: a mount with -o spare=...,db=...,OPT is refused;
+  # prints the line.
+  refused_option() { refused "remapfs: -o $1" "$REMAPFS" "$a_main" "$mnt2" -o "spare=$a_spare,db=$a_db,$1"; }
+  # Unknown options and flags, bad names, log levels and thread counts.
+  for opt in no_such_option=1 frobnicate name=a/b "log=$T/bad.log,log_level=loud" \
+             "log=$T/bad.log,log_level=trace" threads=0; do
+    refused_option "$opt" >/dev/null
+  done
   # Numbers and names (issue 7, item 6): sscanf's %u took "-5" and wrapped it.
   for opt in threads=-1 threads=65 threads= threads=4x commit_ms=-5 commit_ms=99999999999999999999 commit_ms=0 \
              commit_ms=3600001 name=.. name=. name= "name=$(printf 'a\tb')" spare=; do
-    refused "remapfs: -o $opt" "$REMAPFS" "$a_main" "$mnt2" -o "$ro,$opt" >/dev/null
+    refused_option "$opt" >/dev/null
   done
-  assert_contains "remapfs: -o db=" "db= is empty" "$(refused "remapfs: -o db=" "$REMAPFS" "$a_main" "$mnt2" -o "$ro,db=")"
+  assert_contains "remapfs: -o db=" "db= is empty" "$(refused_option db=)"
   assert_a_intact "the refusals"
   ;;
 
