@@ -3,90 +3,57 @@
 # bound first (the old predictable "remapfs/<uuid>") stops no mount, and a
 # process of another user listening on the very name a DB records (a stale
 # one, learnt somehow) is never talked to: remapctl uses the DB instead.
-source "$(dirname "$0")/lib.sh"
-setup
+source "$(dirname "$0")/functions.sh"
+requires id nobody
+other_user_py=$(dirname "$0")/other_user.py
 
-id nobody >/dev/null 2>&1 || skip "no user 'nobody'"
-PY=/usr/bin/python3   # nobody cannot run root's python3 shims
-[[ -x $PY ]] || skip "needs $PY"
-
-# A listener posing as the daemon: binds each name given (abstract), logs
-# every connection ("connect") and what it got ("got ..."), and answers any
-# request with a made-up status.
-SQUAT='import json, select, socket, sys
-socks = []
-for name in sys.argv[1:]:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.bind("\0" + name)
-    s.listen(8)
-    socks.append(s)
-print("listening", flush=True)
-fake = {"ok": True, "result": {"uuid": "squatted", "state": "squatted", "was_clean": True,
-        "slots": {}, "store_error": "", "counters": {}}}
-while True:
-    ready, _, _ = select.select(socks, [], [])
-    for s in ready:
-        c, _ = s.accept()
-        print("connect", flush=True)
-        c.settimeout(2)
-        try:
-            data = c.recv(65536)
-            if data:
-                print("got " + data.decode(errors="replace").strip(), flush=True)
-                c.sendall((json.dumps(fake) + "\n").encode())
-        except OSError:
-            pass
-        c.close()'
-
-# start_squatter OUT NAME...: as nobody; waits until it listens.
+# start_squatter OUT NAME...: as nobody, a listener posing as the daemon on
+# each abstract NAME (other_user.py listen), its output in OUT; waits until
+# it listens.
 start_squatter() {
-  local out=$1 i
+  local out=$1 squatter
   shift
-  start_bg setpriv --reuid=nobody --regid=nogroup --clear-groups "$PY" -c "$SQUAT" "$@" >"$out"
-  for i in $(seq 100); do grep -q listening "$out" && return 0; sleep 0.05; done
-  fail "the squatter did not start: $(cat "$out")"
+  # shellcheck disable=SC2034  # start_bg sets it (and registers the stop)
+  start_bg squatter python3 "$other_user_py" listen "$@" >"$out"
+  wait_until 5 has_text "$out" listening || fail "the squatter did not start: $(cat "$out")"
 }
 
-make_set sq 16M 2M
-must "$REMAPCTL" status "$DB" --json
-UUID=$(jqr .uuid)
-start_squatter "$T/squat1.log" "remapfs/$UUID"
+main=$T/sq.img spare=$T/sq.spare db=$T/sq.db mnt=$T/mnt logf=$T/mount.log
+make_set "$main" "$spare" "$db" 16M 2M
+uuid=$(must "$REMAPCTL" status "$db" --json | jq -r .uuid)
+start_squatter "$T/squat1.log" "remapfs/$uuid"
 
 # 1. The squatter stops no mount; remapctl reaches the real daemon.
-MNT=$T/mnt
-mount_set "$MAIN" "$SPARE" "$DB" "$MNT"
-for target in "$MNT" "$DB"; do
-  must "$REMAPCTL" status "$target" --json
-  assert_eq "uuid from status $target" "$UUID" "$(jqr .uuid)"
-  assert_eq "was_clean from status $target (the daemon's view)" true "$(jqr .was_clean)"
+pid=$(mount_set "$main" "$spare" "$db" "$mnt" "$logf")
+for target in "$mnt" "$db"; do
+  st=$(must "$REMAPCTL" status "$target" --json)
+  assert_eq "uuid from status $target" "$uuid" "$(jq -r .uuid <<<"$st")"
+  assert_eq "was_clean from status $target (the daemon's view)" true "$(jq -r .was_clean <<<"$st")"
 done
-must "$REMAPCTL" fault add "$MNT" --sectors 3 --op read
-NAME=$(control_socket "$DB")
-[[ $NAME == remapfs/* && $NAME != "remapfs/$UUID" ]] || fail "unexpected channel name '$NAME'"
+must "$REMAPCTL" fault add "$mnt" --sectors 3 --op read >/dev/null
+name=$(control_socket "$db")
+[[ $name == remapfs/* && $name != "remapfs/$uuid" ]] || fail "unexpected channel name '$name'"
 # The mount's xattrs, readable by others, do not give the name away.
-xattrs=$(python3 -c 'import os, sys
-p = sys.argv[1]
-print(" ".join(n + "=" + os.getxattr(p, n).decode(errors="replace") for n in os.listxattr(p)))' "$MNT")
-[[ $xattrs != *"${NAME#remapfs/}"* ]] || fail "the mount's xattrs give the channel's name away: $xattrs"
+xattrs=$(must python3 "$(dirname "$0")/xattrs.py" "$mnt")
+[[ $xattrs != *"${name#remapfs/}"* ]] || fail "the mount's xattrs give the channel's name away: $xattrs"
 
 # 2. After a kill -9 the DB still names the dead daemon's channel. A process
 # of another user that listens there is not talked to (nor is the first
 # squatter, still on the old name).
-kill -KILL "$DAEMON_PID"
-wait_pid_gone "$DAEMON_PID" 10
-umount -l "$MNT"
-start_squatter "$T/squat2.log" "$NAME"
-must "$REMAPCTL" status "$DB" --json
-assert_eq "uuid from status DB" "$UUID" "$(jqr .uuid)"
-assert_eq "was_clean from the DB after kill -9" false "$(jqr .was_clean)"
-assert_contains "warning about the impostor" "neither root nor the DB's owner" "$(ERR)"
-must "$REMAPCTL" fault add "$DB" --sectors 4 --op write
-must "$REMAPCTL" fault list "$DB" --json
-assert_eq "rules in the DB" "3,4" "$(jqr 'map(.first) | join(",")')"
+kill -KILL "$pid"
+wait_pid_gone "$pid" 10
+umount -l "$mnt"
+start_squatter "$T/squat2.log" "$name"
+rc=$(run "$T/status" "$REMAPCTL" status "$db" --json)
+(( rc == 0 )) || { show_output "$T/status"; fail "remapctl status DB with an impostor on the channel: exit $rc"; }
+assert_eq "uuid from status DB" "$uuid" "$(jq -r .uuid "$T/status.out")"
+assert_eq "was_clean from the DB after kill -9" false "$(jq -r .was_clean "$T/status.out")"
+assert_contains "warning about the impostor" "neither root nor the DB's owner" "$(cat "$T/status.err")"
+must "$REMAPCTL" fault add "$db" --sectors 4 --op write >/dev/null
+assert_eq "rules in the DB" "3,4" "$(must "$REMAPCTL" fault list "$db" --json | jq -r 'map(.first) | join(",")')"
 for f in "$T/squat1.log" "$T/squat2.log"; do
   if grep -q '^got' "$f"; then
     cat "$f" >&2
     fail "a squatter received a request"
   fi
 done
-log "ok"

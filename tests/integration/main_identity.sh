@@ -1,129 +1,137 @@
 #!/usr/bin/env bash
 # main_identity: MAIN's identity is recorded at create and checked at every
-# open. Another image of the same size in MAIN's place (under another name,
-# or renamed into MAIN's) is refused with one line and nothing changes; a
-# rename of MAIN itself is fine; a clone is taken only after
-# `remapctl rebind`; create refuses a MAIN that belongs to a set. The same
-# for a loop device as MAIN. Also of create: SPARE's space is reserved (a
-# too small host filesystem is refused, leaving no file), --spare-size 0 is
-# out of range, and the directory is synced after the DB's rename.
-source "$(dirname "$0")/lib.sh"
-setup
+# open. Cases (the argument):
+#   file    another image of the same size in MAIN's place (under another
+#           name, or renamed into MAIN's) is refused with one line and
+#           nothing changes; a rename of MAIN itself is fine; a clone is
+#           taken only after `remapctl rebind`; create refuses a MAIN that
+#           belongs to a set
+#   loop    the same for a loop device as MAIN
+#   create  SPARE's space is reserved (a too small host filesystem is
+#           refused, leaving no file), --spare-size 0 is out of range, and
+#           the directory is synced after the DB's rename
+source "$(dirname "$0")/functions.sh"
 
 SS=4096
-make_set a 16M 2M $SS
-MNT=$T/mnt
-SNAP=$T/snapshot
+mnt=$T/mnt
 
-# --- a set with data and a remap ------------------------------------------
-mount_set "$MAIN" "$SPARE" "$DB" "$MNT"
-random_file "$T/d1" $((32 * SS))
-must dd if="$T/d1" of="$EXPOSED" bs=$SS seek=100 conv=notrunc,fsync status=none
-must "$REMAPCTL" remap "$MNT" 110
-unmount_set "$MNT"
+# write_data MAIN SPARE DB LOG: mounts the set, writes $T/d1 at sector 100
+# and remaps sector 110, unmounts.
+write_data() {
+  local logf=$4 pid
+  random_file "$T/d1" $((32 * SS))
+  pid=$(mount_set "$1" "$2" "$3" "$mnt" "$logf")
+  must dd if="$T/d1" of="$mnt/$(basename "$1")" bs=$SS seek=100 conv=notrunc,fsync status=none
+  must "$REMAPCTL" remap "$mnt" 110 >/dev/null
+  unmount_set "$mnt" "$pid" "$logf"
+}
+
+# check_data WHAT MAIN SPARE DB LOG: the set mounts with MAIN and serves
+# what write_data wrote, with its table.
 check_data() {
-  assert_eq "data through $1" "$(sha_of "$T/d1")" "$(sha_range "$EXPOSED" $((100 * SS)) $((32 * SS)))"
-  must "$REMAPCTL" list "$MNT" --json
-  assert_eq "table through $1" "110" "$(jqr '[.[].sector] | map(tostring) | join(" ")')"
+  local what=$1 main=$2 logf=$5 pid
+  pid=$(mount_set "$main" "$3" "$4" "$mnt" "$logf")
+  assert_eq "data through $what" "$(sha_of "$T/d1")" \
+    "$(sha_range "$mnt/$(basename "$main")" $((100 * SS)) $((32 * SS)))"
+  assert_eq "table through $what" 110 "$(must "$REMAPCTL" list "$mnt" --json | jq -r '[.[].sector] | map(tostring) | join(" ")')"
+  unmount_set "$mnt" "$pid" "$logf"
 }
 
-# refused_mount WHAT MAIN NEEDLE: remapfs refuses with one line saying
-# NEEDLE, changes no file of the set, mounts nothing.
+# refused_mount WHAT MAIN SPARE DB NEEDLE: remapfs refuses with one line
+# saying NEEDLE, changes no file of the set, mounts nothing.
 refused_mount() {
-  local what=$1 main=$2 needle=$3
-  snapshot_set "$main" "$SPARE" "$DB" >"$SNAP"
-  must_fail_one_line timeout 30 "$REMAPFS" "$main" "$MNT" -o "spare=$SPARE,db=$DB"
-  assert_contains "$what" "$needle" "$(ERR)"
-  assert_unchanged "$SNAP" "$what"
-  is_mounted "$MNT" && fail "$what: mounted"
-  return 0
+  local what=$1 main=$2 spare=$3 db=$4 needle=$5 err
+  snapshot_set "$main" "$spare" "$db" >"$T/snapshot"
+  mkdir -p "$mnt"
+  err=$(must_fail_one_line timeout 30 "$REMAPFS" "$main" "$mnt" -o "spare=$spare,db=$db")
+  assert_contains "$what" "$needle" "$err"
+  assert_unchanged "$T/snapshot" "$what"
+  ! is_mounted "$mnt" || fail "$what: mounted"
 }
 
-# --- another file of the same size ----------------------------------------
-random_file "$T/other.img" $((16 * 1024 * 1024))
-refused_mount "another MAIN of the same size" "$T/other.img" "remapctl rebind $DB --main $T/other.img"
-mv "$MAIN" "$T/saved.img"
-mv "$T/other.img" "$MAIN"
-refused_mount "another file renamed into MAIN's place" "$MAIN" "is not the disk or file"
-snapshot_set "$MAIN" "$SPARE" "$DB" >"$SNAP"
-must_fail_one_line "$REMAPCTL" remap "$DB" 5
-assert_contains "remapctl remap with the wrong MAIN" "is not the disk or file" "$(ERR)"
-run "$REMAPCTL" check "$DB"
-assert_eq "check with the wrong MAIN: exit" 1 "$RC"
-assert_contains "check with the wrong MAIN" "is not the disk or file" "$(OUT)"
-assert_unchanged "$SNAP" "remapctl with the wrong MAIN"
+case $(one_of "${1:-}" file loop create) in
+file)
+  main=$T/a.img spare=$T/a.spare db=$T/a.db
+  make_set "$main" "$spare" "$db" 16M 2M $SS
+  write_data "$main" "$spare" "$db" "$T/mount-data.log"
 
-# --- MAIN itself, renamed: accepted -----------------------------------------
-mv "$T/saved.img" "$T/renamed.img"
-mount_set "$T/renamed.img" "$SPARE" "$DB" "$MNT"
-check_data "the renamed MAIN"
-unmount_set "$MNT"
+  # Another file of the same size.
+  random_file "$T/other.img" $((16 * 1024 * 1024))
+  refused_mount "another MAIN of the same size" "$T/other.img" "$spare" "$db" "remapctl rebind $db --main $T/other.img"
+  mv "$main" "$T/saved.img"
+  mv "$T/other.img" "$main"
+  refused_mount "another file renamed into MAIN's place" "$main" "$spare" "$db" "is not the disk or file"
+  snapshot_set "$main" "$spare" "$db" >"$T/snapshot"
+  err=$(must_fail_one_line "$REMAPCTL" remap "$db" 5)
+  assert_contains "remapctl remap with the wrong MAIN" "is not the disk or file" "$err"
+  assert_eq "check with the wrong MAIN: exit" 1 "$(run "$T/check" "$REMAPCTL" check "$db")"
+  assert_contains "check with the wrong MAIN" "is not the disk or file" "$(cat "$T/check.out")"
+  assert_unchanged "$T/snapshot" "remapctl with the wrong MAIN"
 
-# --- a clone: refused until rebound -----------------------------------------
-cp --sparse=always "$T/renamed.img" "$T/clone.img"
-refused_mount "a clone of MAIN" "$T/clone.img" "remapctl rebind"
-truncate -s 8M "$T/small.img"
-snapshot_set "$T/small.img" "$SPARE" "$DB" >"$SNAP"
-must_fail_one_line "$REMAPCTL" rebind "$DB" --main "$T/small.img"
-assert_contains "rebind to a MAIN of another size" "bytes but the set was made for" "$(ERR)"
-assert_unchanged "$SNAP" "a refused rebind"
-must "$REMAPCTL" rebind "$DB" --main "$T/clone.img"
-assert_contains "rebind" "now has MAIN $T/clone.img" "$(OUT)"
-mount_set "$T/clone.img" "$SPARE" "$DB" "$MNT"
-check_data "the clone"
-unmount_set "$MNT"
-refused_mount "the old MAIN after the rebind" "$T/renamed.img" "is not the disk or file"
+  # MAIN itself, renamed: accepted.
+  mv "$T/saved.img" "$T/renamed.img"
+  check_data "the renamed MAIN" "$T/renamed.img" "$spare" "$db" "$T/mount-renamed.log"
 
-# --- create refuses a MAIN that belongs to a set ----------------------------
-snapshot_set "$T/clone.img" "$SPARE" "$DB" >"$SNAP"
-must_fail_one_line "$REMAPCTL" create "$T/clone.img" "$T/new.spare" --db "$T/new.db" --spare-size 1M
-assert_contains "create with a set's MAIN" "already belongs to set" "$(ERR)"
-[[ ! -e $T/new.spare && ! -e $T/new.db ]] || fail "a refused create left files"
-assert_unchanged "$SNAP" "create with a set's MAIN"
+  # A clone: refused until rebound.
+  cp --sparse=always "$T/renamed.img" "$T/clone.img"
+  refused_mount "a clone of MAIN" "$T/clone.img" "$spare" "$db" "remapctl rebind"
+  truncate -s 8M "$T/small.img"
+  snapshot_set "$T/small.img" "$spare" "$db" >"$T/snapshot"
+  err=$(must_fail_one_line "$REMAPCTL" rebind "$db" --main "$T/small.img")
+  assert_contains "rebind to a MAIN of another size" "bytes but the set was made for" "$err"
+  assert_unchanged "$T/snapshot" "a refused rebind"
+  assert_contains "rebind" "now has MAIN $T/clone.img" "$(must "$REMAPCTL" rebind "$db" --main "$T/clone.img")"
+  check_data "the clone" "$T/clone.img" "$spare" "$db" "$T/mount-clone.log"
+  refused_mount "the old MAIN after the rebind" "$T/renamed.img" "$spare" "$db" "is not the disk or file"
 
-# --- create: SPARE's space, --spare-size 0, the directory synced -----------
-truncate -s 1M "$T/c.img"
-must_fail_one_line "$REMAPCTL" create "$T/c.img" "$T/c0.spare" --spare-size 0
-assert_contains "--spare-size 0" "out of range" "$(ERR)"
-[[ ! -e $T/c0.spare && ! -e $T/c0.spare.db ]] || fail "create --spare-size 0 left files"
-mkdir "$T/small"
-mount -t tmpfs -o size=4M tmpfs "$T/small"
-must_fail_one_line "$REMAPCTL" create "$T/c.img" "$T/small/c.spare" --spare-size 64M
-assert_contains "create on a too small filesystem" "cannot reserve" "$(ERR)"
-assert_eq "files left on the small filesystem" "" "$(ls -A "$T/small")"
-must "$REMAPCTL" create "$T/c.img" "$T/small/c.spare" --spare-size 2M
-assert_ge "blocks of the spare (reserved, not sparse)" $((2 * 1024 * 1024)) $(( $(stat -c '%b * %B' "$T/small/c.spare") ))
-if command -v strace >/dev/null; then
-  truncate -s 1M "$T/s.img"
-  # LeakSanitizer cannot run under a tracer (an ASan build of remapctl).
-  must env ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" \
-    strace -f -y -e trace=rename,renameat,renameat2,fsync -o "$T/strace" "$REMAPCTL" create "$T/s.img" "$T/s.spare" --spare-size 1M
-  # After the DB's rename, an fsync of its directory.
-  awk -v dir="<$T>)" '/rename.*s\.spare\.db\.creating/ { renamed = 1 } renamed && /fsync\(/ && index($0, dir) { synced = 1 } END { exit !synced }' "$T/strace" ||
-    { cat "$T/strace" >&2; fail "create did not fsync $T after renaming the DB"; }
-else
-  log "no strace: the directory sync is not checked"
-fi
+  # create refuses a MAIN that belongs to a set.
+  snapshot_set "$T/clone.img" "$spare" "$db" >"$T/snapshot"
+  err=$(must_fail_one_line "$REMAPCTL" create "$T/clone.img" "$T/new.spare" --db "$T/new.db" --spare-size 1M)
+  assert_contains "create with a set's MAIN" "already belongs to set" "$err"
+  [[ ! -e $T/new.spare && ! -e $T/new.db ]] || fail "a refused create left files"
+  assert_unchanged "$T/snapshot" "create with a set's MAIN"
+  ;;
 
-# --- a loop device as MAIN ------------------------------------------------
-truncate -s 16M "$T/lo.img"
-attach_loop "$T/lo.img"
-LO=$LOOP_DEV
-SPARE=$T/lo.spare DB=$T/lo.db
-must "$REMAPCTL" create "$LO" "$SPARE" --db "$DB" --spare-size 2M
-assert_contains "identity of a loop device" "MAIN's identity: block loop file ino=" "$(OUT)"
-mount_set "$LO" "$SPARE" "$DB" "$MNT"
-must dd if="$T/d1" of="$EXPOSED" bs=$SS seek=100 conv=notrunc,fsync status=none
-must "$REMAPCTL" remap "$MNT" 110
-unmount_set "$MNT"
-detach_loop "$LO"
-# Another image on a loop device (likely the same /dev/loopN).
-truncate -s 16M "$T/lo2.img"
-attach_loop "$T/lo2.img"
-refused_mount "another loop device image" "$LOOP_DEV" "is not the disk or file"
-detach_loop "$LOOP_DEV"
-# The set's image again, attached anew (as after a reboot): accepted.
-attach_loop "$T/lo.img"
-mount_set "$LOOP_DEV" "$SPARE" "$DB" "$MNT"
-check_data "the loop device attached again"
-unmount_set "$MNT"
+loop)
+  truncate -s 16M "$T/lo.img"
+  lo=$(attach_loop "$T/lo.img")
+  spare=$T/lo.spare db=$T/lo.db
+  out=$(must "$REMAPCTL" create "$lo" "$spare" --db "$db" --spare-size 2M)
+  assert_contains "identity of a loop device" "MAIN's identity: block loop file ino=" "$out"
+  write_data "$lo" "$spare" "$db" "$T/mount-data.log"
+  detach_loop "$lo"
+  # Another image on a loop device (likely the same /dev/loopN).
+  truncate -s 16M "$T/lo2.img"
+  lo2=$(attach_loop "$T/lo2.img")
+  refused_mount "another loop device image" "$lo2" "$spare" "$db" "is not the disk or file"
+  detach_loop "$lo2"
+  # The set's image again, attached anew (as after a reboot): accepted.
+  lo=$(attach_loop "$T/lo.img")
+  check_data "the loop device attached again" "$lo" "$spare" "$db" "$T/mount-again.log"
+  ;;
+
+create)
+  truncate -s 1M "$T/c.img"
+  err=$(must_fail_one_line "$REMAPCTL" create "$T/c.img" "$T/c0.spare" --spare-size 0)
+  assert_contains "--spare-size 0" "out of range" "$err"
+  [[ ! -e $T/c0.spare && ! -e $T/c0.spare.db ]] || fail "create --spare-size 0 left files"
+  mount_fs tmpfs "$T/small" -t tmpfs -o size=4M
+  err=$(must_fail_one_line "$REMAPCTL" create "$T/c.img" "$T/small/c.spare" --spare-size 64M)
+  assert_contains "create on a too small filesystem" "cannot reserve" "$err"
+  assert_eq "files left on the small filesystem" "" "$(ls -A "$T/small")"
+  must "$REMAPCTL" create "$T/c.img" "$T/small/c.spare" --spare-size 2M >/dev/null
+  assert_ge "blocks of the spare (reserved, not sparse)" $((2 * 1024 * 1024)) $(( $(stat -c '%b * %B' "$T/small/c.spare") ))
+  if command -v strace >/dev/null; then
+    truncate -s 1M "$T/s.img"
+    # LeakSanitizer cannot run under a tracer (an ASan build of remapctl).
+    must env ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" \
+      strace -f -y -e trace=rename,renameat,renameat2,fsync -o "$T/strace" \
+      "$REMAPCTL" create "$T/s.img" "$T/s.spare" --spare-size 1M >/dev/null
+    # After the DB's rename, an fsync of its directory (strace -y: "fsync(5</dir>)").
+    sed -n '/rename.*s\.spare\.db\.creating/,$p' "$T/strace" | grep -F "fsync(" | grep -F "<$T>)" >/dev/null ||
+      { cat "$T/strace" >&2; fail "create did not fsync $T after renaming the DB"; }
+  else
+    log "no strace: the directory sync is not checked"
+  fi
+  ;;
+esac
