@@ -39,7 +39,7 @@
 #include <vector>
 
 #include "store/check.h"
-#include "store/testutil.h"
+#include "tests/support/testharness.h"
 
 namespace remapfs {
 namespace {

@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "store/check.h"
-#include "store/fault_vfs.h"
-#include "store/testutil.h"
+#include "tests/support/fault_vfs.h"
+#include "tests/support/testharness.h"
 
 namespace remapfs {
 namespace {

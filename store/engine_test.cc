@@ -13,7 +13,7 @@
 
 #include "store/check.h"
 #include "store/meta_store.h"
-#include "store/testutil.h"
+#include "tests/support/testharness.h"
 
 namespace remapfs {
 namespace {

@@ -19,9 +19,9 @@
 #include <string_view>
 
 #include "store/engine.h"
-#include "store/mem_env.h"
 #include "store/meta_store.h"
 #include "store/set_format.h"
+#include "tests/support/mem_env.h"
 
 namespace remapfs::fuzz {
 
