@@ -1,6 +1,6 @@
 // The unit tests' helpers (gtest): a set in a MemEnv (MAIN and SPARE in
-// memory, the DB in a temp dir) and an engine over it; a sector's bytes.
-// Faults come from real fault rules.
+// memory, the DB in a temp dir) and an engine over it; a sector's bytes;
+// `remapctl check` of a set. Faults come from real fault rules.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "store/engine.h"
+#include "tests/support/engine_model.h"
 #include "tests/support/mem_env.h"
 #include "tests/support/testutil.h"
 
@@ -45,5 +46,11 @@ struct MemSet {
   MemEnv env;
   SetPaths paths;
 };
+
+// `remapctl check` of the closed set finds no problem.
+inline void ExpectCheckClean(MemSet& set) {
+  const Status s = CheckSetClean(&set.env, set.paths);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+}
 
 }  // namespace remapfs::test

@@ -3,13 +3,13 @@
 // fault rule in one call. The unit tests' helpers are in testharness.h.
 #pragma once
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
-#include <spdlog/spdlog.h>
 #include <string>
 #include <vector>
 
