@@ -167,6 +167,15 @@ Status EngineModel::ObserveUnchanged(Engine* e) {
   return Adopt(obs, CurrentAllow());
 }
 
+std::string EngineModel::SectorName(uint64_t sector) const {
+  return std::to_string(sector) + " (" + (sector < geo_.sectors ? StateName(state_[sector]) : "past the end") + ")";
+}
+
+Status EngineModel::Refused(Engine* e, const Status& s) {
+  MODEL_CHECK(s.code() == Status::Code::kInvalidArgument, s.ToString());
+  return ObserveUnchanged(e);
+}
+
 Status EngineModel::CheckRules(Engine* e) {
   const std::vector<FaultRule> live = e->ListFaultRules();
   MODEL_CHECK(live.size() == rules_.size(), "the engine has " + std::to_string(live.size()) + " rules");
@@ -392,12 +401,8 @@ Status EngineModel::Remap(Engine* e, uint64_t sector) {
   const uint64_t exhausted0 = CounterValue(e->GetHealth(), Counter::kSpareExhausted);
   const Status s = e->Remap(sector);
   const bool valid = sector < geo_.sectors && state_[sector] == kNormalSector;
-  Note("remap " + std::to_string(sector) + " (" + (sector < geo_.sectors ? StateName(state_[sector]) : "past the end") +
-       "): " + s.ToString());
-  if (!valid) {
-    MODEL_CHECK(s.code() == Status::Code::kInvalidArgument, s.ToString());
-    return ObserveUnchanged(e);
-  }
+  Note("remap " + SectorName(sector) + ": " + s.ToString());
+  if (!valid) return Refused(e, s);
   std::vector<uint32_t> obs;
   if (Status check = Observe(e, &obs); !check.ok()) return check;
   const bool exhausted = CounterValue(e->GetHealth(), Counter::kSpareExhausted) > exhausted0;
@@ -416,12 +421,8 @@ Status EngineModel::Remap(Engine* e, uint64_t sector) {
 
 Status EngineModel::Unremap(Engine* e, uint64_t sector) {
   const Status s = e->Unremap(sector);
-  Note("unremap " + std::to_string(sector) + " (" +
-       (sector < geo_.sectors ? StateName(state_[sector]) : "past the end") + "): " + s.ToString());
-  if (sector >= geo_.sectors) {
-    MODEL_CHECK(s.code() == Status::Code::kInvalidArgument, s.ToString());
-    return ObserveUnchanged(e);
-  }
+  Note("unremap " + SectorName(sector) + ": " + s.ToString());
+  if (sector >= geo_.sectors) return Refused(e, s);
   const uint32_t st = state_[sector];
   if (st == kNormalSector) {
     MODEL_CHECK(s.IsNotFound(), s.ToString());
@@ -448,12 +449,8 @@ Status EngineModel::Unremap(Engine* e, uint64_t sector) {
 
 Status EngineModel::MarkPending(Engine* e, uint64_t sector) {
   const Status s = e->MarkPending(sector);
-  Note("mark-pending " + std::to_string(sector) + " (" +
-       (sector < geo_.sectors ? StateName(state_[sector]) : "past the end") + "): " + s.ToString());
-  if (sector >= geo_.sectors || IsSlot(state_[sector])) {
-    MODEL_CHECK(s.code() == Status::Code::kInvalidArgument, s.ToString());
-    return ObserveUnchanged(e);
-  }
+  Note("mark-pending " + SectorName(sector) + ": " + s.ToString());
+  if (sector >= geo_.sectors || IsSlot(state_[sector])) return Refused(e, s);
   MODEL_CHECK(s.ok(), s.ToString());
   std::vector<uint32_t> obs;
   if (Status check = Observe(e, &obs); !check.ok()) return check;

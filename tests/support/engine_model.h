@@ -129,6 +129,10 @@ class EngineModel {
   std::vector<Allow> CurrentAllow() const;
   Status Adopt(const std::vector<uint32_t>& obs, const std::vector<Allow>& allow);
   Status ObserveUnchanged(Engine* e);
+  // "7 (pending)": a sector and its state, for the history.
+  std::string SectorName(uint64_t sector) const;
+  // A call the engine must refuse with InvalidArgument, changing nothing.
+  Status Refused(Engine* e, const Status& s);
   Status CheckRules(Engine* e);
 
   // A write the engine answered, as the model checks it.
