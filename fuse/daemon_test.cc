@@ -10,7 +10,7 @@
 
 #include <thread>
 
-#include "store/testutil.h"
+#include "tests/support/testharness.h"
 
 namespace remapfs {
 namespace {

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/meta_store.h"
-#include "store/testutil.h"
+#include "tests/support/testharness.h"
 
 namespace remapfs {
 namespace {

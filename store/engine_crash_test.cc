@@ -10,21 +10,12 @@
 #include <string_view>
 #include <vector>
 
-#include "store/check.h"
-#include "store/testutil.h"
+#include "tests/support/testharness.h"
 
 namespace remapfs {
 namespace {
 
 constexpr uint64_t kBlock = 512;  // MemEnv's tear granularity
-
-
-void ExpectCheckClean(test::MemSet& set) {
-  std::vector<std::string> problems;
-  Status s = CheckSet(&set.env, set.paths, &problems);
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  ASSERT_TRUE(problems.empty()) << problems.size() << " problem(s), first: " << problems.front();
-}
 
 // --- focused cases, with commits only on Flush ---
 
@@ -43,7 +34,7 @@ struct Focused {
     e->AbandonForTest();
     e.reset();
     set.env.PowerCut(/*seed=*/tear ? 5 : 6, tear);
-    ASSERT_NO_FATAL_FAILURE(ExpectCheckClean(set));
+    ASSERT_NO_FATAL_FAILURE(test::ExpectCheckClean(set));
     Status s = set.Open(&e, FlushOnly());
     ASSERT_TRUE(s.ok()) << s.ToString();
     EXPECT_FALSE(e->GetHealth().was_clean);

@@ -18,8 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "store/check.h"
-#include "store/testutil.h"
+#include "tests/support/testharness.h"
 
 namespace remapfs {
 namespace {
@@ -98,10 +97,8 @@ TEST(EngineSyncFailure, RemapsQueuedBeforeTheFailureAreNotCommitted) {
   e.reset();
   e = set.OpenOrDie(NoTimer());
   EXPECT_TRUE(e->List(0, e->sector_count()).empty()) << "a mapping to possibly lost data was committed";
-  std::vector<std::string> problems;
   e.reset();
-  ASSERT_TRUE(CheckSet(&set.env, set.paths, &problems).ok());
-  EXPECT_TRUE(problems.empty()) << problems.front();
+  test::ExpectCheckClean(set);
 }
 
 TEST(EngineSyncFailure, AFailedSyncOfMainIsRememberedToo) {

@@ -56,9 +56,8 @@
 #include <string_view>
 #include <vector>
 
-#include "store/check.h"
-#include "store/fault_vfs.h"
-#include "store/testutil.h"
+#include "tests/support/fault_vfs.h"
+#include "tests/support/testharness.h"
 
 namespace remapfs {
 namespace {
@@ -138,7 +137,7 @@ class PowerCutRun {
     ASSERT_NO_FATAL_FAILURE(OpenAndVerify(/*recovery_fault=*/false));
     ASSERT_TRUE(e_->Close().ok());
     e_.reset();
-    ASSERT_NO_FATAL_FAILURE(ExpectCheckClean());
+    ASSERT_NO_FATAL_FAILURE(test::ExpectCheckClean(set_));
   }
 
   const Tally& tally() const { return t_; }
@@ -172,13 +171,6 @@ class PowerCutRun {
   void Note(std::string what) {
     history_.push_back("cycle " + std::to_string(cycle_) + ": " + std::move(what));
     if (history_.size() > 200) history_.pop_front();
-  }
-
-  void ExpectCheckClean() {
-    std::vector<std::string> problems;
-    Status s = CheckSet(&set_.env, set_.paths, &problems);
-    ASSERT_TRUE(s.ok()) << s.ToString();
-    ASSERT_TRUE(problems.empty()) << problems.size() << " problem(s), first: " << problems.front();
   }
 
   void PowerCut(const char* why) {
@@ -245,7 +237,7 @@ class PowerCutRun {
           FaultVfs::Revive(set_.paths.db);
         }
         clean_unknown_ = true;
-        ASSERT_NO_FATAL_FAILURE(ExpectCheckClean());
+        ASSERT_NO_FATAL_FAILURE(test::ExpectCheckClean(set_));
       } else if (!s.ok()) {
         // A clean failure: an I/O error, nothing half-open, a consistent set.
         ++t_.failed_opens;
@@ -255,7 +247,7 @@ class PowerCutRun {
           ++t_.double_cuts;
           ASSERT_NO_FATAL_FAILURE(PowerCut("after the failed open"));
         }
-        ASSERT_NO_FATAL_FAILURE(ExpectCheckClean());
+        ASSERT_NO_FATAL_FAILURE(test::ExpectCheckClean(set_));
       }
     }
     if (!e) {
@@ -546,7 +538,7 @@ class PowerCutRun {
     FaultVfs::ClearFaults(set_.paths.db);
     set_.env.InjectError(set_.paths.main, MemEnv::Op::kSync, 0);
     set_.env.InjectError(set_.paths.spare, MemEnv::Op::kSync, 0);
-    ASSERT_NO_FATAL_FAILURE(ExpectCheckClean());
+    ASSERT_NO_FATAL_FAILURE(test::ExpectCheckClean(set_));
   }
 
   const Config cfg_;
@@ -641,9 +633,7 @@ TEST(EnginePowerCut, CommitLeftInThePageCacheByAKillIsMadeDurableAtOpen) {
   FaultVfs::ClearFaults(db);
   PowerCutAll(&set.env, db, /*seed=*/1, /*tear=*/false);
 
-  std::vector<std::string> problems;
-  Status s = CheckSet(&set.env, set.paths, &problems);
-  ASSERT_TRUE(s.ok() && problems.empty()) << s.ToString();
+  ASSERT_NO_FATAL_FAILURE(test::ExpectCheckClean(set));
   e = set.OpenOrDie(options);
   std::string got(4096, '\0');
   ASSERT_TRUE(e->Read(5 * 4096, 4096, got.data()).ok());

@@ -25,9 +25,8 @@
 #include <thread>
 #include <vector>
 
-#include "store/check.h"
-#include "store/fault_vfs.h"
-#include "store/testutil.h"
+#include "tests/support/fault_vfs.h"
+#include "tests/support/testharness.h"
 
 namespace remapfs {
 namespace {
@@ -106,13 +105,6 @@ SetInfo ReadInfo(const std::string& db) {
   return meta ? meta->info() : SetInfo{};
 }
 
-void ExpectCheckClean(test::MemSet& set) {
-  std::vector<std::string> problems;
-  Status s = CheckSet(&set.env, set.paths, &problems);
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  ASSERT_TRUE(problems.empty()) << problems.front();
-}
-
 // A small set (4096-byte sectors, 8 slots) with its DB on FaultVfs; faults
 // are cleared when the test ends.
 class StoreFailure : public ::testing::Test {
@@ -176,7 +168,7 @@ TEST_F(StoreFailure, FlushFailsWithEIOThenTheRetriedCommitMakesItAllDurable) {
     EXPECT_EQ(h.State(), "degraded");
     // Durable: a power cut right now keeps the remap and both sectors.
     CrashAndPowerCut(&e, &set.env, set.paths.db, /*seed=*/9, /*tear=*/true);
-    ASSERT_NO_FATAL_FAILURE(ExpectCheckClean(set));
+    ASSERT_NO_FATAL_FAILURE(test::ExpectCheckClean(set));
     e = set.OpenOrDie(VfsOptions());
     EXPECT_EQ(e->List(0, 64).size(), 1u);
     EXPECT_EQ(e->ListFaultRules().size(), 1u);
@@ -219,7 +211,7 @@ TEST_F(StoreFailure, FailedWalSyncIsRememberedUntilTheSetIsReopened) {
     ASSERT_TRUE(WriteSector(e.get(), 3, v3_).ok());
     ASSERT_TRUE(e->Flush().ok()) << "the reopened set commits again";
     CrashAndPowerCut(&e, &set.env, set.paths.db, /*seed=*/9, /*tear=*/true);
-    ASSERT_NO_FATAL_FAILURE(ExpectCheckClean(set));
+    ASSERT_NO_FATAL_FAILURE(test::ExpectCheckClean(set));
     e = set.OpenOrDie(VfsOptions());
     EXPECT_TRUE(test::ReadSector(e.get(), 3) == v3_);
     // The failed commit may have come back through the cache; its data was
@@ -318,7 +310,7 @@ TEST_F(StoreFailure, StoppingCommitFailureMakesCloseFailAndTheNextOpenReportsIt)
   SetInfo info = ReadInfo(set_.paths.db);
   EXPECT_FALSE(info.clean);
   EXPECT_NE(info.last_error.find("cannot commit"), std::string::npos) << info.last_error;
-  ASSERT_NO_FATAL_FAILURE(ExpectCheckClean(set_));
+  ASSERT_NO_FATAL_FAILURE(test::ExpectCheckClean(set_));
 
   {
     LogCapture log;
@@ -353,7 +345,7 @@ TEST_F(StoreFailure, CloseWithTheDbUnwritableLeavesTheSetUnclean) {
   SetInfo info = ReadInfo(set_.paths.db);
   EXPECT_FALSE(info.clean);
   EXPECT_EQ(info.last_error, "");
-  ASSERT_NO_FATAL_FAILURE(ExpectCheckClean(set_));
+  ASSERT_NO_FATAL_FAILURE(test::ExpectCheckClean(set_));
   e = Open();
   EXPECT_FALSE(e->GetHealth().was_clean);
   EXPECT_TRUE(test::ReadSector(e.get(), 4) == v2_);
@@ -379,7 +371,7 @@ TEST_F(StoreFailure, CheckpointFailureAtCloseLeavesTheSetUnclean) {
   EXPECT_NE(e->GetHealth().previous_store_error, "");
   EXPECT_TRUE(test::ReadSector(e.get(), 4) == v2_);
   ASSERT_TRUE(e->Close().ok());
-  ASSERT_NO_FATAL_FAILURE(ExpectCheckClean(set_));
+  ASSERT_NO_FATAL_FAILURE(test::ExpectCheckClean(set_));
 }
 
 TEST_F(StoreFailure, OpenThatCannotWriteTheDbFailsCleanly) {
@@ -399,7 +391,7 @@ TEST_F(StoreFailure, OpenThatCannotWriteTheDbFailsCleanly) {
     EXPECT_TRUE(s.IsIOError()) << s.ToString();
     EXPECT_EQ(e, nullptr);
     FaultVfs::ClearFaults(set_.paths.db);
-    ASSERT_NO_FATAL_FAILURE(ExpectCheckClean(set_));
+    ASSERT_NO_FATAL_FAILURE(test::ExpectCheckClean(set_));
     // Nothing was left locked or half-open, and the set is as it was.
     e = Open();
     EXPECT_TRUE(e->GetHealth().was_clean);
@@ -431,7 +423,7 @@ TEST_F(StoreFailure, RecoveryThatCannotReadTheDbFailsTheOpenWithAnIOError) {
     FaultVfs::ClearFaults(set_.paths.db);
     ASSERT_FALSE(s.ok());
     EXPECT_TRUE(s.IsIOError()) << s.ToString();
-    ASSERT_NO_FATAL_FAILURE(ExpectCheckClean(set_));
+    ASSERT_NO_FATAL_FAILURE(test::ExpectCheckClean(set_));
   }
   e = Open();
   EXPECT_FALSE(e->GetHealth().was_clean);

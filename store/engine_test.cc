@@ -7,17 +7,17 @@
 #include <chrono>
 #include <map>
 #include <set>
-#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "store/check.h"
 #include "store/meta_store.h"
-#include "store/testutil.h"
+#include "tests/support/testharness.h"
 
 namespace remapfs {
 namespace {
 
+using test::CounterValue;
 using test::MemSet;
 using test::Pattern;
 
@@ -45,14 +45,6 @@ uint64_t AddRule(Engine* e, const FaultRule& r) {
   EXPECT_TRUE(s.ok()) << s.ToString();
   EXPECT_NE(added.id, 0u);
   return added.id;
-}
-
-uint64_t Count(const Health& h, std::string_view name) {
-  for (const auto& [n, v] : h.counters) {
-    if (n == name) return v;
-  }
-  ADD_FAILURE() << "no counter named " << name;
-  return 0;
 }
 
 std::string ReadOk(Engine* e, uint64_t offset, size_t n) {
@@ -129,10 +121,10 @@ TEST(EngineWrite, MainWriteErrorIsRemappedAndInvisible) {
   EXPECT_EQ(SlotBytes(set, 1, 512), data.substr(1536, 512));
 
   Health h = e->GetHealth();
-  EXPECT_EQ(Count(h, "remaps"), 2u);
-  EXPECT_GE(Count(h, "main_write_errors"), 1u);
-  EXPECT_EQ(Count(h, "write_eio"), 0u);
-  EXPECT_EQ(Count(h, "pending_marked"), 0u);
+  EXPECT_EQ(CounterValue(h, Counter::kRemaps), 2u);
+  EXPECT_GE(CounterValue(h, Counter::kMainWriteErrors), 1u);
+  EXPECT_EQ(CounterValue(h, Counter::kWriteEIO), 0u);
+  EXPECT_EQ(CounterValue(h, Counter::kPendingMarked), 0u);
   EXPECT_EQ(h.remapped_sectors, 2u);
   EXPECT_EQ(h.pending_sectors, 0u);
   EXPECT_EQ(h.slots_used, 2u);
@@ -156,7 +148,7 @@ TEST(EngineWrite, LaterWritesGoToTheSlotNotMain) {
   EXPECT_EQ(ReadOk(e.get(), 3 * 512, 512), second);
   EXPECT_EQ(SlotBytes(set, 0, 512), second);
   EXPECT_EQ(MainBytes(set, 3 * 512, 512), std::string(512, '\0'));
-  EXPECT_EQ(Count(e->GetHealth(), "remaps"), 1u);
+  EXPECT_EQ(CounterValue(e->GetHealth(), Counter::kRemaps), 1u);
 }
 
 TEST(EngineWrite, PartialWriteToFailingSectorMergesWithMain) {
@@ -190,8 +182,8 @@ TEST(EngineWrite, PartialWriteToUnreadableFailingSectorFailsAndMakesItPending) {
   EXPECT_EQ(All(e.get()), (std::vector<Mapping>{{40, kPendingSlot}}));
   Health h = e->GetHealth();
   EXPECT_EQ(h.slots_used, 0u);
-  EXPECT_EQ(Count(h, "write_eio"), 1u);
-  EXPECT_EQ(Count(h, "remaps"), 0u);
+  EXPECT_EQ(CounterValue(h, Counter::kWriteEIO), 1u);
+  EXPECT_EQ(CounterValue(h, Counter::kRemaps), 0u);
 }
 
 TEST(EngineWrite, OutOfRangeAndEmptyRequests) {
@@ -227,9 +219,9 @@ TEST(EngineRead, ReadErrorIsEIOAndMakesOnlyThatSectorPending) {
   EXPECT_EQ(h.pending_sectors, 1u);
   EXPECT_EQ(h.remapped_sectors, 0u);
   EXPECT_EQ(h.slots_used, 0u);
-  EXPECT_GE(Count(h, "main_read_errors"), 1u);
-  EXPECT_EQ(Count(h, "pending_marked"), 1u);
-  EXPECT_EQ(Count(h, "read_eio"), 1u);
+  EXPECT_GE(CounterValue(h, Counter::kMainReadErrors), 1u);
+  EXPECT_EQ(CounterValue(h, Counter::kPendingMarked), 1u);
+  EXPECT_EQ(CounterValue(h, Counter::kReadEIO), 1u);
   EXPECT_EQ(h.State(), "degraded");
 
   // The neighbours are fine.
@@ -242,8 +234,8 @@ TEST(EngineRead, ReadErrorIsEIOAndMakesOnlyThatSectorPending) {
   EXPECT_EQ(s.ToErrno(), EIO) << s.ToString();
   s = e->Read(6 * 512, 1024, out.data());
   EXPECT_EQ(s.ToErrno(), EIO) << s.ToString();
-  EXPECT_EQ(Count(e->GetHealth(), "read_eio"), 3u);
-  EXPECT_EQ(Count(e->GetHealth(), "pending_marked"), 1u);
+  EXPECT_EQ(CounterValue(e->GetHealth(), Counter::kReadEIO), 3u);
+  EXPECT_EQ(CounterValue(e->GetHealth(), Counter::kPendingMarked), 1u);
 
   ASSERT_TRUE(e->Flush().ok());
   EXPECT_TRUE(HasEvent(LoadEvents(set.paths.db), EventKind::kPending, 7, -1));
@@ -264,8 +256,8 @@ TEST(EngineRead, RetriesHideTransientErrors) {
   AddRule(e.get(), Rule(Device::kMain, 30, 1, FaultOp::kRead, /*times=*/3));
   EXPECT_EQ(ReadOk(e.get(), 30 * 512, 512), data.substr(30 * 512, 512));
   EXPECT_TRUE(All(e.get()).empty());
-  EXPECT_EQ(Count(e->GetHealth(), "read_eio"), 0u);
-  EXPECT_GE(Count(e->GetHealth(), "main_read_errors"), 2u);
+  EXPECT_EQ(CounterValue(e->GetHealth(), Counter::kReadEIO), 0u);
+  EXPECT_GE(CounterValue(e->GetHealth(), Counter::kMainReadErrors), 2u);
 
   // ...but the retries are bounded: 4 failures in a row make it pending.
   AddRule(e.get(), Rule(Device::kMain, 40, 1, FaultOp::kRead, /*times=*/4));
@@ -310,7 +302,7 @@ TEST(EnginePending, FullWriteRemapsPendingSector) {
   Health h = e->GetHealth();
   EXPECT_EQ(h.pending_sectors, 0u);
   EXPECT_EQ(h.remapped_sectors, 1u);
-  EXPECT_EQ(Count(h, "remaps"), 1u);
+  EXPECT_EQ(CounterValue(h, Counter::kRemaps), 1u);
 }
 
 TEST(EnginePending, FullWriteSpanningPendingAndNormalSectors) {
@@ -338,7 +330,7 @@ TEST(EnginePending, PartialWriteToPendingSectorFails) {
   Health h = e->GetHealth();
   EXPECT_EQ(h.slots_used, 0u);
   EXPECT_EQ(h.pending_sectors, 1u);
-  EXPECT_EQ(Count(h, "write_eio"), 1u);
+  EXPECT_EQ(CounterValue(h, Counter::kWriteEIO), 1u);
   std::string out(512, '\0');
   EXPECT_EQ(e->Read(31 * 512, 512, out.data()).ToErrno(), EIO);
 }
@@ -484,9 +476,9 @@ TEST(EngineSpare, ExhaustionFailsWritesWithEIO) {
   EXPECT_EQ(e->Write(5 * 512, big.size(), big.data()).ToErrno(), EIO);
 
   h = e->GetHealth();
-  EXPECT_EQ(Count(h, "spare_exhausted"), 2u);
-  EXPECT_EQ(Count(h, "write_eio"), 2u);
-  EXPECT_EQ(Count(h, "remaps"), 4u);
+  EXPECT_EQ(CounterValue(h, Counter::kSpareExhausted), 2u);
+  EXPECT_EQ(CounterValue(h, Counter::kWriteEIO), 2u);
+  EXPECT_EQ(CounterValue(h, Counter::kRemaps), 4u);
   EXPECT_EQ(h.State(), "spare-exhausted");
   EXPECT_EQ(All(e.get()).size(), 4u);
   for (uint64_t i = 0; i < 4; ++i) EXPECT_EQ(ReadOk(e.get(), i * 512, 512), data[i]);
@@ -515,7 +507,7 @@ TEST(EngineSpare, BadSlotIsSkippedAndNeverReused) {
   EXPECT_EQ(h.slots_bad, 1u);
   EXPECT_EQ(h.slots_used, 1u);
   EXPECT_EQ(h.slots_free, 6u);
-  EXPECT_EQ(Count(h, "spare_write_errors"), 1u);
+  EXPECT_EQ(CounterValue(h, Counter::kSpareWriteErrors), 1u);
   EXPECT_EQ(h.State(), "degraded");
 
   // Using up every slot never hands out slot 0 again.
@@ -560,7 +552,7 @@ TEST(EngineSpare, FailingSlotMovesItsSectorToANewSlot) {
   EXPECT_EQ(h.slots_used, 1u);
   EXPECT_EQ(h.slots_free, 5u);
   EXPECT_EQ(h.remapped_sectors, 1u);
-  EXPECT_EQ(Count(h, "spare_write_errors"), 2u);
+  EXPECT_EQ(CounterValue(h, Counter::kSpareWriteErrors), 2u);
 }
 
 TEST(EngineSpare, FailingSlotInsideAMultiSlotRun) {
@@ -598,7 +590,7 @@ TEST(EngineUnremap, CopiesBackAndFreesSlotOnlyAfterFlush) {
   EXPECT_EQ(h.slots_quarantined, 1u);
   EXPECT_EQ(h.slots_free, 3u);
   EXPECT_EQ(h.slots_used, 0u);
-  EXPECT_EQ(Count(h, "unremaps"), 1u);
+  EXPECT_EQ(CounterValue(h, Counter::kUnremaps), 1u);
 
   // Not durable yet: the slot is not handed out. Fill the other three.
   ASSERT_TRUE(e->Remap(10).ok());
@@ -606,7 +598,7 @@ TEST(EngineUnremap, CopiesBackAndFreesSlotOnlyAfterFlush) {
   ASSERT_TRUE(e->Remap(12).ok());
   for (const Mapping& m : All(e.get())) EXPECT_NE(m.slot, 0u);
   EXPECT_EQ(e->Remap(13).ToErrno(), EIO);
-  EXPECT_EQ(Count(e->GetHealth(), "spare_exhausted"), 1u);
+  EXPECT_EQ(CounterValue(e->GetHealth(), Counter::kSpareExhausted), 1u);
   EXPECT_EQ(e->GetHealth().slots_quarantined, 1u);
   // The DB still names slot 0 for sector 3 until the flush.
   EXPECT_EQ(LoadSectors(set.paths.db), (std::map<uint64_t, uint32_t>{}));
@@ -653,7 +645,7 @@ TEST(EngineUnremap, KeepsRemapWhileMainStillFails) {
   Health h = e->GetHealth();
   EXPECT_EQ(h.slots_used, 1u);
   EXPECT_EQ(h.slots_quarantined, 0u);
-  EXPECT_EQ(Count(h, "unremaps"), 0u);
+  EXPECT_EQ(CounterValue(h, Counter::kUnremaps), 0u);
 }
 
 TEST(EngineUnremap, KeepsRemapWhenMainCannotBeReadBack) {
@@ -713,7 +705,7 @@ TEST(EngineManual, RemapCopiesMainToASlot) {
   WriteOk(e.get(), 17 * 512, next);
   EXPECT_EQ(ReadOk(e.get(), 17 * 512, 512), next);
   EXPECT_EQ(MainBytes(set, 17 * 512, 512), data);
-  EXPECT_EQ(Count(e->GetHealth(), "remaps"), 1u);
+  EXPECT_EQ(CounterValue(e->GetHealth(), Counter::kRemaps), 1u);
 }
 
 TEST(EngineManual, RemapRefusals) {
@@ -804,7 +796,7 @@ TEST(EngineConcurrency, WritersOnOneBadSectorAllocateOneSlot) {
   EXPECT_EQ(All(e.get()).size(), 1u);
   Health h = e->GetHealth();
   EXPECT_EQ(h.slots_used, 1u);
-  EXPECT_EQ(Count(h, "remaps"), 1u);
+  EXPECT_EQ(CounterValue(h, Counter::kRemaps), 1u);
   const std::string last = ReadOk(e.get(), 5 * 512, 512);
   EXPECT_EQ(written.count(last), 1u) << "a torn or invented sector";
 }
@@ -970,7 +962,7 @@ TEST(EnginePersistence, CountersChangedAfterTheLastCommitSurviveClose) {
   std::string out(4096, '\0');
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(e->Read(0, out.size(), out.data()).ok());
   const Health h = e->GetHealth();
-  EXPECT_EQ(Count(h, "reads"), 5u);
+  EXPECT_EQ(CounterValue(h, Counter::kReads), 5u);
   ASSERT_TRUE(e->Close().ok());
   e.reset();
   e = set.OpenOrDie(QuietOptions());
@@ -1033,9 +1025,7 @@ TEST(EnginePersistence, InvalidRuleInTheDbIsDropped) {
   EXPECT_EQ(rules[0].id, good);
   EXPECT_TRUE(invalid.empty());
   meta.reset();
-  problems.clear();
-  ASSERT_TRUE(CheckSet(&set.env, set.paths, &problems).ok());
-  EXPECT_TRUE(problems.empty()) << problems.front();
+  test::ExpectCheckClean(set);
 }
 
 // Clearing and removing rules work while the DB holds a damaged one.

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "store/mem_env.h"
 #include "store/set_format.h"
+#include "tests/support/mem_env.h"
 
 namespace remapfs {
 namespace {

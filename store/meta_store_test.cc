@@ -14,7 +14,7 @@
 
 #include "store/meta_store.h"
 #include "store/set_format.h"
-#include "store/testutil.h"
+#include "tests/support/testutil.h"
 
 namespace remapfs {
 namespace {

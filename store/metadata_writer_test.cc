@@ -18,7 +18,7 @@
 
 #include "store/remap_table.h"
 #include "store/set_format.h"
-#include "store/testutil.h"
+#include "tests/support/testutil.h"
 
 namespace remapfs {
 namespace {

@@ -2,6 +2,7 @@
 // bytes on disk can be compared: a refused open or create must leave MAIN,
 // SPARE and DB (and its WAL) exactly as they were, and say in one line what
 // is wrong (DESIGN.md: "bad input never modifies MAIN, SPARE or DB").
+#include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -16,7 +17,7 @@
 
 #include "store/check.h"
 #include "store/identity.h"
-#include "store/testutil.h"
+#include "tests/support/testutil.h"
 
 namespace remapfs {
 namespace {

@@ -21,7 +21,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -36,6 +35,7 @@
 #include "store/meta_store.h"
 #include "store/remap_table.h"
 #include "store/set_format.h"
+#include "tests/support/testutil.h"
 
 namespace remapfs {
 namespace {
@@ -245,29 +245,12 @@ BENCHMARK(BM_CollectSome)->ArgName("remaps")->Arg(1)->Arg(16)->Arg(256);
 // ---------------------------------------------------------------------------
 // (c) A set whose DB holds 1M remaps.
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "remapfs-bench-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) Die("mkdtemp", Status::FromErrno(tmpl, errno));
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
 // MAIN: a sparse 1 TiB file (2^31 sectors of 512 B); SPARE: sparse, room for
 // kEntries + 16 slots.
 constexpr uint64_t kMainSectors = uint64_t{1} << 31;
 
 struct BigSet {
-  TempDir dir;
+  test::TempDir dir;
   SetPaths paths{dir.File("main.img"), dir.File("spare.img"), dir.File("set.db")};
 };
 

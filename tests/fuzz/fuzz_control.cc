@@ -13,7 +13,6 @@
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <string>
 #include <string_view>
 
@@ -65,23 +64,6 @@ void CheckReply(std::string_view line, const std::string& reply) {
                "an error reply without an error line: " + reply);
   }
   (void)line;
-}
-
-void CheckTable(Engine* engine) {
-  std::set<uint32_t> slots;
-  uint64_t remapped = 0, pending = 0;
-  for (const Mapping& m : engine->List(0, UINT64_MAX)) {
-    FUZZ_CHECK(m.sector < engine->sector_count(), "sector past the end");
-    if (m.pending()) {
-      ++pending;
-    } else {
-      ++remapped;
-      FUZZ_CHECK(slots.insert(m.slot).second, "slot " + std::to_string(m.slot) + " is mapped twice");
-    }
-  }
-  const Health h = engine->GetHealth();
-  FUZZ_CHECK(h.remapped_sectors == remapped && h.pending_sectors == pending && h.slots_used == remapped,
-             "health disagrees with the table");
 }
 
 }  // namespace

@@ -23,7 +23,6 @@
 // exit: the valid header and DB, both raw (tests/fuzz/make_corpus.py).
 #include <sqlite3.h>
 
-#include <set>
 #include <string>
 #include <vector>
 
@@ -84,25 +83,6 @@ void RunSql(const std::string& db, std::string_view sql) {
   ::unlink((db + "-shm").c_str());
 }
 
-void CheckTable(Engine* engine) {
-  std::set<uint32_t> slots;
-  uint64_t remapped = 0, pending = 0;
-  for (const Mapping& m : engine->List(0, UINT64_MAX)) {
-    FUZZ_CHECK(m.sector < engine->sector_count(), "an accepted table has a sector past MAIN's end");
-    if (m.pending()) {
-      ++pending;
-    } else {
-      ++remapped;
-      FUZZ_CHECK(slots.insert(m.slot).second, "an accepted table maps slot " + std::to_string(m.slot) + " twice");
-    }
-  }
-  const Health h = engine->GetHealth();
-  FUZZ_CHECK(h.remapped_sectors == remapped && h.pending_sectors == pending && h.slots_used == remapped,
-             "health disagrees with the table");
-  FUZZ_CHECK(uint64_t{h.slots_free} + h.slots_used + h.slots_bad + h.slots_quarantined == h.slots_total,
-             "slot states do not add up");
-}
-
 // Some I/O on an accepted set: results do not matter, only that it runs.
 void SomeIo(Engine* engine) {
   // Delay rules from the DB are legitimate, but would make the input slow.
@@ -111,7 +91,7 @@ void SomeIo(Engine* engine) {
   }
   std::string buf(engine->size(), '\0');
   (void)engine->Read(0, buf.size(), buf.data());
-  const std::string data = Pattern(3 * engine->sector_size(), 1);
+  const std::string data = test::Pattern(3 * engine->sector_size(), 1);
   (void)engine->Write(0, data.size(), data.data());
   (void)engine->Write(engine->size() - 700, 700, data.data());
   for (uint64_t s = 0; s < engine->sector_count(); s += 7) (void)engine->Read(s * engine->sector_size(), 100, buf.data());

@@ -1,6 +1,6 @@
 // Helpers shared by the fuzz targets: a per-process work directory (for the
 // real SQLite DB files), a template set built once per process and copied
-// for every input, a forward byte reader, and the check that aborts.
+// for every input, a forward byte reader, and the checks that abort.
 #pragma once
 
 #include <spdlog/spdlog.h>
@@ -13,15 +13,16 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <random>
 #include <sstream>
 #include <string>
 #include <string_view>
 
 #include "store/engine.h"
-#include "store/mem_env.h"
 #include "store/meta_store.h"
 #include "store/set_format.h"
+#include "tests/support/engine_model.h"
+#include "tests/support/mem_env.h"
+#include "tests/support/testutil.h"
 
 namespace remapfs::fuzz {
 
@@ -35,6 +36,12 @@ namespace remapfs::fuzz {
   do {                                                                           \
     if (!(cond)) ::remapfs::fuzz::Die(__FILE__, __LINE__, std::string(#cond ": ") + (what)); \
   } while (0)
+
+// test::CheckTable: what every engine's table keeps; a failure aborts.
+inline void CheckTable(Engine* engine) {
+  const Status s = test::CheckTable(engine);
+  FUZZ_CHECK(s.ok(), s.ToString());
+}
 
 // The engines' log lines are noise at millions of executions.
 inline void Quiet() { spdlog::set_level(spdlog::level::off); }
@@ -171,13 +178,5 @@ class Reader {
   const uint8_t* p_;
   const uint8_t* end_;
 };
-
-// Distinct bytes for every write.
-inline std::string Pattern(size_t n, uint64_t seed) {
-  std::string s(n, '\0');
-  std::mt19937_64 rng(seed);
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
 
 }  // namespace remapfs::fuzz

@@ -1,4 +1,4 @@
-#include "store/fault_vfs.h"
+#include "tests/support/fault_vfs.h"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "store/engine.h"
-#include "store/mem_env.h"
 #include "store/mutex.h"
+#include "tests/support/mem_env.h"
 
 namespace remapfs {
 

@@ -2,7 +2,7 @@
 // torn per 512-byte block, failed syncs losing their blocks), the injected
 // errors, the killed process, and that SQLite over it keeps exactly what it
 // synced.
-#include "store/fault_vfs.h"
+#include "tests/support/fault_vfs.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "store/testutil.h"
+#include "tests/support/testutil.h"
 
 namespace remapfs {
 namespace {

@@ -1,4 +1,4 @@
-#include "store/mem_env.h"
+#include "tests/support/mem_env.h"
 
 #include "store/identity.h"
 

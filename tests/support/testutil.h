@@ -1,20 +1,19 @@
-// Helpers for the store's tests: a private temp dir, a MemEnv holding MAIN
-// and SPARE, and an engine over them. Faults come from real fault rules.
+// Helpers for the tests, fuzzers and benchmarks, without gtest: a private
+// temp dir, test data, the knobs of randomized campaigns, quiet logs, and a
+// fault rule in one call. The unit tests' helpers are in testharness.h.
 #pragma once
 
-#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <memory>
 #include <random>
-#include <spdlog/spdlog.h>
 #include <string>
 #include <vector>
 
 #include "store/engine.h"
-#include "store/mem_env.h"
 
 namespace remapfs::test {
 
@@ -23,9 +22,16 @@ class TempDir {
  public:
   TempDir() {
     std::string tmpl = (std::filesystem::temp_directory_path() / "remapfs-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      std::perror(tmpl.c_str());
+      std::abort();
+    }
+    path_ = tmpl;
   }
-  ~TempDir() { std::filesystem::remove_all(path_); }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
   const std::string& path() const { return path_; }
   std::string File(const std::string& name) const { return path_ + "/" + name; }
 
@@ -77,37 +83,5 @@ inline Status AddWriteFault(Engine* e, Device device, uint64_t first, uint64_t c
   r.op = FaultOp::kWrite;
   return e->AddFaultRule(r, &added);
 }
-
-// One sector's bytes; a failed read is a test failure (and reads as zeros).
-inline std::string ReadSector(Engine* e, uint64_t sector) {
-  std::string out(e->sector_size(), '\0');
-  Status s = e->Read(sector * e->sector_size(), out.size(), out.data());
-  EXPECT_TRUE(s.ok()) << "sector " << sector << ": " << s.ToString();
-  return out;
-}
-
-// A set in a MemEnv (MAIN, SPARE) with its DB in a temp dir.
-struct MemSet {
-  explicit MemSet(uint64_t main_size = 1 << 20, uint32_t slots = 64, uint32_t sector_size = 512) {
-    paths = {"main.img", "spare.img", dir.File("set.db")};
-    Status s = env.CreateFile(paths.main, main_size);
-    if (s.ok()) s = CreateSet(&env, paths, {sector_size, kSpareHeaderSize + uint64_t{slots} * sector_size});
-    EXPECT_TRUE(s.ok()) << s.ToString();
-  }
-  Status Open(std::unique_ptr<Engine>* engine, EngineOptions options = {}) {
-    options.env = &env;
-    return Engine::Open(paths, options, engine);
-  }
-  std::unique_ptr<Engine> OpenOrDie(EngineOptions options = {}) {
-    std::unique_ptr<Engine> e;
-    Status s = Open(&e, options);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return e;
-  }
-
-  TempDir dir;
-  MemEnv env;
-  SetPaths paths;
-};
 
 }  // namespace remapfs::test
