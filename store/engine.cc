@@ -160,11 +160,7 @@ Status Engine::Open(const SetPaths& paths, const EngineOptions& options, std::un
   std::vector<std::pair<std::string, uint64_t>> counters;
   s = meta->LoadCounters(&counters);
   if (!s.ok()) return s;
-  for (const auto& [name, value] : counters) {
-    for (size_t i = 0; i < static_cast<size_t>(Counter::kCount); ++i) {
-      if (name == CounterName(static_cast<Counter>(i))) engine->counters_.Set(static_cast<Counter>(i), value);
-    }
-  }
+  engine->counters_.Load(counters);
 
   // Every check passed: now MAIN's identity may be recorded, the first time
   // for a set made before DB format 2.
