@@ -74,4 +74,12 @@ struct Health {
   std::string State() const;
 };
 
+// What `remapctl status` reports: the set's identity and its Health.
+struct SetStatus {
+  std::string uuid;
+  uint32_t sector_size = 0;
+  uint64_t size = 0;  // MAIN's (and the exposed file's) bytes
+  Health health;
+};
+
 }  // namespace remapfs
