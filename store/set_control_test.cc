@@ -52,6 +52,23 @@ std::string FileBytes(const std::string& path) {
   return s.str();
 }
 
+// The engine of a MemSet serving its control channel, in this process.
+struct Daemon {
+  explicit Daemon(test::MemSet* set) {
+    EXPECT_TRUE(ControlServer::Listen(&server).ok());
+    EngineOptions options;
+    options.control_socket = server->name();
+    engine = set->OpenOrDie(options);
+    server->Start(engine.get(), /*read_only=*/false);
+  }
+  ~Daemon() {
+    server.reset();
+    EXPECT_TRUE(engine->Close().ok());
+  }
+  std::unique_ptr<ControlServer> server;
+  std::unique_ptr<Engine> engine;
+};
+
 // The commit failure a run recorded as it could not stop in order is the
 // previous run's error, live and offline alike (offline used to show it as
 // store_error, the running engine's own).
@@ -68,12 +85,7 @@ TEST(SetControl, LiveAndOfflineStatusHaveTheSameKeysAndErrors) {
   EXPECT_FALSE(offline->live());
   const json off = StatusJson(offline.get());
 
-  std::unique_ptr<ControlServer> server;
-  ASSERT_TRUE(ControlServer::Listen(&server).ok());
-  EngineOptions options;
-  options.control_socket = server->name();
-  auto e = set.OpenOrDie(options);
-  server->Start(e.get(), /*read_only=*/false);
+  Daemon daemon(&set);
   auto live = OpenOrDie(set.paths.db);
   ASSERT_TRUE(live);
   EXPECT_TRUE(live->live());
@@ -87,8 +99,6 @@ TEST(SetControl, LiveAndOfflineStatusHaveTheSameKeysAndErrors) {
   EXPECT_EQ(off["previous_store_error"], "commit: disk I/O error (test)");
   EXPECT_EQ(off["store_error"], "");
   EXPECT_NE(off["state"], "store-failing");
-  server->Stop();
-  ASSERT_TRUE(e->Close().ok());
 }
 
 // Each call of a live SetControl is one request; the channel serves one a
@@ -96,12 +106,8 @@ TEST(SetControl, LiveAndOfflineStatusHaveTheSameKeysAndErrors) {
 TEST(SetControl, LiveCallsGoToTheDaemon) {
   test::QuietLogs quiet;
   test::MemSet set;
-  std::unique_ptr<ControlServer> server;
-  ASSERT_TRUE(ControlServer::Listen(&server).ok());
-  EngineOptions options;
-  options.control_socket = server->name();
-  auto e = set.OpenOrDie(options);
-  server->Start(e.get(), /*read_only=*/false);
+  Daemon daemon(&set);
+  Engine* e = daemon.engine.get();
   auto live = OpenOrDie(set.paths.db);
   ASSERT_TRUE(live && live->live());
 
@@ -136,9 +142,8 @@ TEST(SetControl, LiveCallsGoToTheDaemon) {
   EXPECT_EQ(live->Rebind("/elsewhere", &identity).message(),
             "set " + e->uuid() + " is mounted; unmount it before `remapctl rebind`");
 
-  server.reset();
+  daemon.server.reset();
   EXPECT_EQ(live->Flush().code(), Status::Code::kIOError) << "the daemon is gone";
-  ASSERT_TRUE(e->Close().ok());
 }
 
 // A set of real files (an offline change opens an engine on them).

@@ -245,7 +245,6 @@ void AddJson(CLI::App* cmd, Args* a) { cmd->add_flag("--json", a->json, "machine
 
 // create, rebind and the verbs that read.
 void AddSetVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
-
   auto* create = app->add_subcommand("create", "make a new set from MAIN and SPARE (never overwrites one)");
   create->add_option("MAIN", a->main, "the image or disk with bad sectors")->required();
   create->add_option("SPARE", a->spare, "the image or disk that holds the spare slots")->required();
@@ -288,7 +287,6 @@ void AddSetVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
 
 // fault add, list, remove, clear and the sector changes.
 void AddChangeVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
-
   auto* fault = app->add_subcommand("fault", "fault-injection rules");
   fault->require_subcommand(1);
   auto* add = fault->add_subcommand("add", "make sectors of MAIN or SPARE (slots) fail or be slow");
@@ -313,10 +311,13 @@ void AddChangeVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
   AddTarget(clear, a);
   verbs->push_back({clear, RunFaultClear});
 
-  for (auto [change, help] : {std::pair{SectorChange::kRemap, "copy a readable sector to a spare slot and serve it from there"},
-                              std::pair{SectorChange::kUnremap, "serve a sector from MAIN again (copied back and verified)"},
-                              std::pair{SectorChange::kMarkPending, "declare a sector unreadable until it is written"}}) {
-    auto* cmd = app->add_subcommand(std::string(ControlVerbName(SectorChangeVerb(change))), help);
+  const std::pair<SectorChange, const char*> sector_verbs[] = {
+      {SectorChange::kRemap, "copy a readable sector to a spare slot and serve it from there"},
+      {SectorChange::kUnremap, "serve a sector from MAIN again (copied back and verified)"},
+      {SectorChange::kMarkPending, "declare a sector unreadable until it is written"}};
+  for (const auto& verb : sector_verbs) {
+    const SectorChange change = verb.first;
+    auto* cmd = app->add_subcommand(std::string(ControlVerbName(SectorChangeVerb(change))), verb.second);
     AddTarget(cmd, a);
     cmd->add_option("SECTOR", a->sector, "the sector")->required();
     verbs->push_back({cmd, [change](const Args& args) { return RunSectorChange(args, change); }});
