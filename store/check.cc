@@ -103,9 +103,13 @@ Status ReadHealth(MetaStore* store, Health* health) {
   RemapTable table;
   SlotAllocator alloc(store->info().slot_count);
   std::vector<std::string> problems;
+  std::vector<std::pair<std::string, uint64_t>> stored;
   Status s = LoadTable(store, &table, &alloc, &problems);
-  if (s.ok()) s = store->LoadCounters(&health->counters);
+  if (s.ok()) s = store->LoadCounters(&stored);
   if (!s.ok()) return s;
+  Counters counters;  // every counter, as an engine shows them (a set never opened has no rows)
+  counters.Load(stored);
+  health->counters = counters.Snapshot();
   table.ForEach([&](const Mapping& m) { ++(m.pending() ? health->pending_sectors : health->remapped_sectors); });
   health->slots_total = alloc.slot_count();
   health->slots_free = alloc.free_count();
@@ -113,7 +117,10 @@ Status ReadHealth(MetaStore* store, Health* health) {
   health->slots_bad = alloc.bad_count();
   health->table_bytes = table.MemoryBytes();
   health->was_clean = store->info().clean;
-  health->store_error = store->info().last_error;
+  // The commit failure a run recorded as it could not stop in order is the
+  // previous run's, as Engine::GetHealth says; store_error is a running
+  // engine's own.
+  health->previous_store_error = store->info().last_error;
   return Status::OK();
 }
 

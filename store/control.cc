@@ -16,14 +16,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 #include <optional>
 #include <spdlog/spdlog.h>
-#include <stdexcept>
 
 namespace remapfs {
 
-using json = nlohmann::ordered_json;
+using json = ControlJson;
 
 namespace {
 
@@ -137,167 +135,64 @@ bool ServerSendAll(int fd, int wake_fd, const std::string& s) {
   return true;
 }
 
-// A whole-number field of a request: `def` when absent (required when def
-// is nullopt). Floats, negative numbers and numbers above T's range are
-// refused: converting them would be undefined behaviour or wrap around.
-template <typename T>
-T Whole(const json& j, const char* key, std::optional<T> def = std::nullopt) {
-  if (def && !j.contains(key)) return *def;
-  const json& v = j.at(key);
-  uint64_t u = 0;
-  bool ok = false;
-  if (v.is_number_unsigned()) {
-    u = v.get<uint64_t>();
-    ok = true;
-  } else if (v.is_number_integer() && v.get<int64_t>() >= 0) {
-    u = static_cast<uint64_t>(v.get<int64_t>());
-    ok = true;
-  }
-  if (!ok || u > std::numeric_limits<T>::max()) {
-    throw std::invalid_argument(std::string("'") + key + "' must be a whole number from 0 to " +
-                                std::to_string(std::numeric_limits<T>::max()));
-  }
-  return static_cast<T>(u);
-}
-
-json Error(const std::string& msg) { return json{{"ok", false}, {"error", msg}}; }
-json Result(json result) { return json{{"ok", true}, {"result", std::move(result)}}; }
-
 // A change is answered only once durable.
 json Changed(Engine* engine, const Status& s, json result) {
-  if (!s.ok()) return Error(s.ToString());
+  if (!s.ok()) return ControlReplyError(s.ToString());
   Status f = engine->Flush();
-  if (!f.ok()) return Error("the change is made but not yet durable: " + f.ToString());
-  return Result(std::move(result));
+  if (!f.ok()) return ControlReplyError("the change is made but not yet durable: " + f.ToString());
+  return ControlReplyOk(std::move(result));
 }
 
-bool IsChange(const std::string& verb) {
-  for (const char* v : {"fault-add", "fault-remove", "fault-clear", "remap", "unremap", "mark-pending"}) {
-    if (verb == v) return true;
+json Dispatch(Engine* engine, const ControlRequest& r) {
+  switch (r.verb) {
+    case ControlVerb::kStatus:
+      return ControlReplyOk(
+          SetStatusToJson(SetStatus{engine->uuid(), engine->sector_size(), engine->size(), engine->GetHealth()}));
+    case ControlVerb::kList: return ControlReplyOk(ToJsonArray(engine->List(r.first, r.end), MappingToJson));
+    case ControlVerb::kFaultList: return ControlReplyOk(ToJsonArray(engine->ListFaultRules(), FaultRuleToJson));
+    case ControlVerb::kFaultAdd: {
+      FaultRule rule = r.rule, added;
+      rule.id = 0;  // the engine numbers new rules
+      const Status s = engine->AddFaultRule(rule, &added);
+      return Changed(engine, s, s.ok() ? FaultRuleToJson(added) : json());
+    }
+    case ControlVerb::kFaultRemove: return Changed(engine, engine->RemoveFaultRule(r.id), json());
+    case ControlVerb::kFaultClear:
+      engine->ClearFaultRules();
+      return Changed(engine, Status::OK(), json());
+    case ControlVerb::kRemap:
+    case ControlVerb::kUnremap:
+    case ControlVerb::kMarkPending:
+      return Changed(engine, ChangeSector(engine, *VerbSectorChange(r.verb), r.sector), json());
+    case ControlVerb::kFlush: return Changed(engine, Status::OK(), json());
   }
-  return false;
+  return ControlReplyError("unknown verb");
 }
 
-json Dispatch(Engine* engine, const json& req, bool read_only) {
-  const std::string verb = req.at("verb").get<std::string>();
-  if (read_only && IsChange(verb)) {
-    return Error("the set is mounted read-only (-o ro): '" + verb +
-                 "' would change it; mount it read-write, or unmount it and change its DB offline");
+// The verb first: a read-only mount refuses a change whatever its arguments.
+json Answer(Engine* engine, std::string_view line, bool read_only) {
+  json req;
+  Status s = ParseControlJson(line, &req);
+  if (!s.ok()) return ControlReplyError("bad request: " + s.message());
+  if (!req.is_object()) return ControlReplyError("a request is a JSON object");
+  ControlVerb verb;
+  s = ControlVerbFromJson(req, &verb);
+  if (!s.ok()) return ControlReplyError(s.message());
+  if (read_only && ChangesSet(verb)) {
+    return ControlReplyError("the set is mounted read-only (-o ro): '" + std::string(ControlVerbName(verb)) +
+                             "' would change it; mount it read-write, or unmount it and change its DB offline");
   }
-  if (verb == "status") {
-    json j = HealthToJson(engine->GetHealth());
-    j["uuid"] = engine->uuid();
-    j["sector_size"] = engine->sector_size();
-    j["size"] = engine->size();
-    return Result(j);
-  }
-  if (verb == "list") {
-    const uint64_t first = Whole<uint64_t>(req, "first", 0);
-    const uint64_t end = Whole<uint64_t>(req, "end", engine->sector_count());
-    json arr = json::array();
-    for (const Mapping& m : engine->List(first, end)) arr.push_back(MappingToJson(m));
-    return Result(arr);
-  }
-  if (verb == "fault-list") {
-    json arr = json::array();
-    for (const FaultRule& r : engine->ListFaultRules()) arr.push_back(FaultRuleToJson(r));
-    return Result(arr);
-  }
-  if (verb == "fault-add") {
-    FaultRule rule, added;
-    Status s = FaultRuleFromJson(req.at("rule"), &rule);
-    rule.id = 0;  // the engine numbers new rules
-    if (s.ok()) s = engine->AddFaultRule(rule, &added);
-    return Changed(engine, s, s.ok() ? FaultRuleToJson(added) : json());
-  }
-  if (verb == "fault-remove") return Changed(engine, engine->RemoveFaultRule(Whole<uint64_t>(req, "id")), json());
-  if (verb == "fault-clear") {
-    engine->ClearFaultRules();
-    return Changed(engine, Status::OK(), json());
-  }
-  if (verb == "remap") return Changed(engine, engine->Remap(Whole<uint64_t>(req, "sector")), json());
-  if (verb == "unremap") return Changed(engine, engine->Unremap(Whole<uint64_t>(req, "sector")), json());
-  if (verb == "mark-pending") {
-    return Changed(engine, engine->MarkPending(Whole<uint64_t>(req, "sector")), json());
-  }
-  if (verb == "flush") return Changed(engine, Status::OK(), json());
-  return Error("unknown verb '" + verb + "'");
+  ControlRequest r;
+  s = ControlRequestFromJson(req, &r);
+  return s.ok() ? Dispatch(engine, r) : ControlReplyError(s.message());
 }
 
 }  // namespace
 
-json HealthToJson(const Health& h) {
-  json counters = json::object();
-  for (const auto& [name, value] : h.counters) counters[name] = value;
-  return json{{"state", h.State()},
-              {"remapped_sectors", h.remapped_sectors},
-              {"pending_sectors", h.pending_sectors},
-              {"slots", {{"total", h.slots_total},
-                         {"free", h.slots_free},
-                         {"used", h.slots_used},
-                         {"bad", h.slots_bad},
-                         {"quarantined", h.slots_quarantined}}},
-              {"table_bytes", h.table_bytes},
-              {"was_clean", h.was_clean},
-              {"store_error", h.store_error},
-              {"sync_error", h.sync_error},
-              {"previous_store_error", h.previous_store_error},
-              {"counters", counters}};
-}
-
-json MappingToJson(const Mapping& m) {
-  json j{{"sector", m.sector}, {"state", m.pending() ? "pending" : "remapped"}};
-  j["slot"] = m.pending() ? json(nullptr) : json(m.slot);
-  return j;
-}
-
-json FaultRuleToJson(const FaultRule& r) {
-  return json{{"id", r.id},
-              {"device", DeviceName(r.device)},
-              {"first", r.sectors.first},
-              {"count", r.sectors.count},
-              {"op", FaultOpName(r.op)},
-              {"times", r.times},
-              {"probability", r.probability},
-              {"seed", r.seed},
-              {"delay_ms", r.delay_ms}};
-}
-
-Status FaultRuleFromJson(const json& j, FaultRule* r) {
-  try {
-    auto device = ParseDevice(j.at("device").get<std::string>());
-    auto op = ParseFaultOp(j.value("op", std::string("both")));
-    if (!device) return Status::InvalidArgument("device must be main or spare");
-    if (!op) return Status::InvalidArgument("op must be read, write or both");
-    r->id = Whole<uint64_t>(j, "id", 0);
-    r->device = *device;
-    r->op = *op;
-    r->sectors = {Whole<uint64_t>(j, "first"), Whole<uint64_t>(j, "count", 1)};
-    r->times = Whole<uint64_t>(j, "times", 0);
-    r->probability = j.value("probability", 1.0);
-    r->seed = Whole<uint64_t>(j, "seed", 0);
-    r->delay_ms = Whole<uint32_t>(j, "delay_ms", 0);
-  } catch (const std::exception& e) {  // json's, or Whole's
-    return Status::InvalidArgument(std::string("bad fault rule: ") + e.what());
-  }
-  return Status::OK();
-}
-
 std::string HandleControlRequest(Engine* engine, std::string_view line, bool read_only) {
-  json reply;
-  try {
-    json req = json::parse(line);
-    if (!req.is_object()) {
-      reply = Error("a request is a JSON object");
-    } else {
-      reply = Dispatch(engine, req, read_only);
-    }
-  } catch (const std::exception& e) {
-    reply = Error(std::string("bad request: ") + e.what());
-  }
   // replace: an error message may quote the request's invalid UTF-8, which
   // a strict dump would throw on.
-  return reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  return Answer(engine, line, read_only).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 namespace {
@@ -387,9 +282,9 @@ ControlClient::~ControlClient() {
   if (pidfd_ >= 0) ::close(pidfd_);
 }
 
-Status ControlClient::Call(const json& request, json* result) {
+Status ControlClient::Call(const ControlRequest& request, json* result) {
   std::string line;
-  if (!SendAll(fd_, request.dump() + "\n") || !RecvReply(fd_, &line)) {
+  if (!SendAll(fd_, ControlRequestToJson(request).dump() + "\n") || !RecvReply(fd_, &line)) {
     // The daemon never closes a checked client's connection without a reply
     // unless it stops or dies. Whether the change was made is unknown. A
     // dying process closes its sockets before it is gone: give it a moment.
@@ -402,14 +297,10 @@ Status ControlClient::Call(const json& request, json* result) {
     }
     return Status::IOError(who + " closed the connection without a reply (is it stopping?); see its log", EPIPE);
   }
-  try {
-    json reply = json::parse(line);
-    if (!reply.value("ok", false)) return Status::InvalidArgument(reply.value("error", std::string("failed")));
-    *result = reply.value("result", json());
-  } catch (const json::exception& e) {
-    return Status::Corruption(std::string("bad reply from the daemon: ") + e.what());
-  }
-  return Status::OK();
+  json reply;
+  Status s = ParseControlJson(line, &reply);
+  if (!s.ok()) return Status::Corruption("bad reply from the daemon: " + s.message());
+  return ControlReplyFromJson(reply, result);
 }
 
 Status ControlServer::Listen(std::unique_ptr<ControlServer>* result) {

@@ -1,10 +1,7 @@
 // The control channel between `remapctl` and a running daemon: one JSON
-// object a line over an abstract Unix socket. Requests: {"verb": "status" |
-// "list" (first, end) | "fault-list" | "fault-add" (rule) | "fault-remove"
-// (id) | "fault-clear" | "remap" (sector) | "unremap" (sector) |
-// "mark-pending" (sector) | "flush"}. Replies: {"ok": true, "result": ...}
-// or {"ok": false, "error": "one line"}. Every change is flushed (durable)
-// before its reply.
+// object a line over an abstract Unix socket, one request a connection
+// (control_protocol.h: the verbs and the JSON forms). Every change is
+// flushed (durable) before its reply.
 //
 // Abstract names are open to every local user, first come first served. So
 // the daemon listens on a fresh unguessable name ("remapfs/" and 128 random
@@ -19,21 +16,14 @@
 
 #include <atomic>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <thread>
 
+#include "store/control_protocol.h"
 #include "store/engine.h"
 
 namespace remapfs {
-
-// JSON forms shared by remapctl (offline and live) and the daemon.
-nlohmann::ordered_json HealthToJson(const Health& h);
-nlohmann::ordered_json MappingToJson(const Mapping& m);
-nlohmann::ordered_json FaultRuleToJson(const FaultRule& r);
-// Parses a rule (id 0 when absent); InvalidArgument with the reason on a bad field.
-Status FaultRuleFromJson(const nlohmann::ordered_json& j, FaultRule* r);
 
 // Answers one request line. Never throws; malformed input gets an error reply.
 // read_only (a read-only mount): the verbs that change the set are refused.
@@ -59,7 +49,7 @@ class ControlClient {
   // Sends one request and reads its reply; once per connection (the daemon
   // serves one request a connection). The daemon's own refusal comes back
   // as InvalidArgument with its message.
-  Status Call(const nlohmann::ordered_json& request, nlohmann::ordered_json* result);
+  Status Call(const ControlRequest& request, ControlJson* result);
 
  private:
   ControlClient(int fd, pid_t pid, int pidfd) : fd_(fd), pid_(pid), pidfd_(pidfd) {}

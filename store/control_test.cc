@@ -128,7 +128,7 @@ TEST(Control, ClientReachesOnlyTheDaemonOfThatVeryDb) {
   ASSERT_TRUE(client);
   EXPECT_EQ(client->pid(), ::getpid());
   json result;
-  s = client->Call(json{{"verb", "status"}}, &result);
+  s = client->Call(ControlRequest{.verb = ControlVerb::kStatus}, &result);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(result["uuid"], e->uuid());
   // Reaching the daemon and asking its status flush nothing.

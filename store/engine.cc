@@ -212,11 +212,7 @@ Status Engine::LoadState(MetaStore* meta, const std::string& db, std::vector<Inv
   std::vector<std::pair<std::string, uint64_t>> counters;
   s = meta->LoadCounters(&counters);
   if (!s.ok()) return s;
-  for (const auto& [name, value] : counters) {
-    for (size_t i = 0; i < static_cast<size_t>(Counter::kCount); ++i) {
-      if (name == CounterName(static_cast<Counter>(i))) counters_.Set(static_cast<Counter>(i), value);
-    }
-  }
+  counters_.Load(counters);
   return Status::OK();
 }
 
@@ -339,6 +335,21 @@ Status CheckSectorChange(SectorChange change, uint64_t sector, std::optional<uin
       break;
   }
   return Status::OK();
+}
+
+Status CheckFaultRule(const FaultRule& rule, const SetInfo& info) {
+  return rule.Validate(rule.device == Device::kMain ? info.sector_count() : info.slot_count);
+}
+
+Status NoFaultRule(uint64_t id) { return Status::NotFound("no fault rule with id " + std::to_string(id)); }
+
+Status ChangeSector(Engine* engine, SectorChange change, uint64_t sector) {
+  switch (change) {
+    case SectorChange::kRemap: return engine->Remap(sector);
+    case SectorChange::kUnremap: return engine->Unremap(sector);
+    case SectorChange::kMarkPending: return engine->MarkPending(sector);
+  }
+  return Status::InvalidArgument("unknown sector change");
 }
 
 Status Engine::CheckSector(uint64_t sector) const { return CheckSectorInRange(sector, sector_count()); }
@@ -718,7 +729,7 @@ Status Engine::MarkPending(uint64_t sector) {
 }
 
 Status Engine::AddFaultRule(const FaultRule& rule, FaultRule* added) {
-  Status s = rule.Validate(rule.device == Device::kMain ? sector_count() : info_.slot_count);
+  Status s = CheckFaultRule(rule, info_);
   if (!s.ok()) return s;
   *added = rules_->Add(rule);
   writer_->Enqueue(PutFaultRule{*added});
@@ -727,7 +738,7 @@ Status Engine::AddFaultRule(const FaultRule& rule, FaultRule* added) {
 }
 
 Status Engine::RemoveFaultRule(uint64_t id) {
-  if (!rules_->Remove(id)) return Status::NotFound("no fault rule with id " + std::to_string(id));
+  if (!rules_->Remove(id)) return NoFaultRule(id);
   writer_->Enqueue(EraseFaultRule{static_cast<int64_t>(id)});
   spdlog::info("fault rule {} removed", id);
   return Status::OK();

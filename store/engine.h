@@ -58,14 +58,20 @@ struct EngineOptions {
 };
 
 // The manual sector changes (Engine::Remap, Unremap, MarkPending), and the
-// one place for their refusals, shared with remapctl, which refuses bad input
-// before it opens a set.
+// one place for the refusals of the engine's manual changes, shared with
+// SetControl's offline changes, which refuse bad input against the DB
+// before they open a set (set_control.h).
 enum class SectorChange { kRemap, kUnremap, kMarkPending };
 // InvalidArgument unless sector < sector_count.
 Status CheckSectorInRange(uint64_t sector, uint64_t sector_count);
 // Whether `change` applies to a sector whose table entry is `entry`
 // (nullopt: normal; kPendingSlot: pending).
 Status CheckSectorChange(SectorChange change, uint64_t sector, std::optional<uint32_t> entry);
+// Whether Engine::AddFaultRule takes `rule` for the set `info` describes
+// (FaultRule::Validate against the rule's device).
+Status CheckFaultRule(const FaultRule& rule, const SetInfo& info);
+// Engine::RemoveFaultRule's refusal of an id that names no rule.
+Status NoFaultRule(uint64_t id);
 
 class Engine {
  public:
@@ -121,7 +127,7 @@ class Engine {
 
   uint64_t size() const { return info_.main_size; }
   uint32_t sector_size() const { return info_.sector_size; }
-  uint64_t sector_count() const { return info_.main_size / info_.sector_size; }
+  uint64_t sector_count() const { return info_.sector_count(); }
   const std::string& uuid() const { return info_.uuid; }
 
  private:
@@ -187,5 +193,8 @@ class Engine {
   Mutex close_mu_;
   bool closed_ GUARDED_BY(close_mu_) = false;
 };
+
+// engine->Remap, Unremap or MarkPending of `sector`, as `change` says.
+Status ChangeSector(Engine* engine, SectorChange change, uint64_t sector);
 
 }  // namespace remapfs

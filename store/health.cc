@@ -33,6 +33,14 @@ std::vector<std::pair<std::string, uint64_t>> Counters::Snapshot() const {
   return out;
 }
 
+void Counters::Load(const std::vector<std::pair<std::string, uint64_t>>& named) {
+  for (const auto& [name, value] : named) {
+    for (size_t i = 0; i < v_.size(); ++i) {
+      if (name == CounterName(static_cast<Counter>(i))) v_[i].store(value, std::memory_order_relaxed);
+    }
+  }
+}
+
 std::string Health::State() const {
   if (!sync_error.empty()) return "sync-failed";
   if (!store_error.empty()) return "store-failing";

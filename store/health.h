@@ -41,9 +41,11 @@ class Counters {
  public:
   void Add(Counter c, uint64_t n = 1) { v_[Index(c)].fetch_add(n, std::memory_order_relaxed); }
   uint64_t Get(Counter c) const { return v_[Index(c)].load(std::memory_order_relaxed); }
-  void Set(Counter c, uint64_t n) { v_[Index(c)].store(n, std::memory_order_relaxed); }
   // (name, value) of every counter, in enum order.
   std::vector<std::pair<std::string, uint64_t>> Snapshot() const;
+  // Sets the counters that `named` names (a Snapshot, as the DB keeps it);
+  // other names are ignored.
+  void Load(const std::vector<std::pair<std::string, uint64_t>>& named);
 
  private:
   static size_t Index(Counter c) { return static_cast<size_t>(c); }
@@ -70,6 +72,14 @@ struct Health {
   // "spare-exhausted", "spare-low" (< 10% of the slots free), "degraded"
   // (MAIN has remapped or pending sectors, or SPARE has bad slots), "ok".
   std::string State() const;
+};
+
+// What `remapctl status` reports: the set's identity and its Health.
+struct SetStatus {
+  std::string uuid;
+  uint32_t sector_size = 0;
+  uint64_t size = 0;  // MAIN's (and the exposed file's) bytes
+  Health health;
 };
 
 }  // namespace remapfs

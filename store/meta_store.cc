@@ -171,6 +171,19 @@ Status MetaStore::LoadSectors(const std::function<void(uint64_t, uint32_t)>& fn)
   return s;
 }
 
+Status MetaStore::LoadSector(uint64_t sector, std::optional<uint32_t>* slot) {
+  *slot = std::nullopt;
+  if (sector > static_cast<uint64_t>(INT64_MAX)) return Status::OK();  // no row has such a key
+  sqlite::Statement st;
+  Status s = st.Prepare(*db_, "SELECT slot FROM sectors WHERE sector = ?");
+  if (!s.ok()) return s;
+  st.Bind(1, static_cast<int64_t>(sector));
+  bool row = false;
+  s = st.Step(&row);
+  if (s.ok() && row) *slot = st.IsNull(0) ? kPendingSlot : static_cast<uint32_t>(st.Int(0));
+  return s;
+}
+
 Status MetaStore::LoadBadSlots(const std::function<void(uint32_t)>& fn) {
   sqlite::Statement st;
   Status s = st.Prepare(*db_, "SELECT slot FROM bad_slots ORDER BY slot");

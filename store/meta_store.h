@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,6 +48,8 @@ struct SetInfo {
   // opened the set last (empty: none). A secret: the DB is owner-only, and
   // only this name leads a client to the daemon.
   std::string control_socket;
+
+  uint64_t sector_count() const { return main_size / sector_size; }
 };
 
 // A fault_rules row that is not a valid rule; `id` is the row's.
@@ -70,6 +73,9 @@ class MetaStore {
 
   // fn(sector, slot) for every entry, slot == kPendingSlot for pending ones.
   Status LoadSectors(const std::function<void(uint64_t, uint32_t)>& fn);
+  // The entry of one sector (a point lookup): nullopt when it has none,
+  // kPendingSlot when pending.
+  Status LoadSector(uint64_t sector, std::optional<uint32_t>* slot);
   Status LoadBadSlots(const std::function<void(uint32_t)>& fn);
   // The fault rules into *rules; a row that no `fault add` could have made
   // (a damaged or hand-edited DB: unknown device or op, a field out of range

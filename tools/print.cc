@@ -1,0 +1,83 @@
+#include "tools/print.h"
+
+#include <algorithm>
+#include <ctime>
+#include <iostream>
+
+namespace remapfs {
+
+namespace {
+
+using json = ControlJson;
+
+// A cell: a string as it is, null as "-", anything else as JSON.
+std::string Str(const json& j) { return j.is_string() ? j.get<std::string>() : j.is_null() ? "-" : j.dump(); }
+
+}  // namespace
+
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], row[i].size());
+    }
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
+}
+
+void PrintStatus(const json& st) {
+  std::vector<std::vector<std::string>> rows = {{"field", "value"}};
+  for (const char* k : {"uuid", "state", "size", "sector_size", "remapped_sectors", "pending_sectors"}) {
+    if (st.contains(k)) rows.push_back({k, Str(st[k])});
+  }
+  for (auto& [k, v] : st["slots"].items()) rows.push_back({"slots_" + k, Str(v)});
+  rows.push_back({"was_clean", Str(st["was_clean"])});
+  for (const char* k : {"sync_error", "store_error", "previous_store_error"}) {
+    if (st.contains(k) && !st[k].get<std::string>().empty()) rows.push_back({k, Str(st[k])});
+  }
+  for (auto& [k, v] : st["counters"].items()) rows.push_back({k, Str(v)});
+  PrintTable(rows);
+}
+
+void PrintMappings(const json& mappings) {
+  std::vector<std::vector<std::string>> rows = {{"sector", "state", "slot"}};
+  for (const auto& m : mappings) rows.push_back({Str(m["sector"]), Str(m["state"]), Str(m["slot"])});
+  PrintTable(rows);
+}
+
+void PrintFaultRules(const json& rules) {
+  std::vector<std::vector<std::string>> rows = {{"id", "device", "sectors", "op", "times", "probability", "seed", "delay_ms"}};
+  for (const auto& r : rules) {
+    const uint64_t first = r["first"], count = r["count"];
+    rows.push_back({Str(r["id"]), Str(r["device"]), std::to_string(first) + "-" + std::to_string(first + count - 1),
+                    Str(r["op"]), r["times"] == 0 ? "always" : Str(r["times"]), Str(r["probability"]), Str(r["seed"]),
+                    Str(r["delay_ms"])});
+  }
+  PrintTable(rows);
+}
+
+void PrintEvents(const json& events) {
+  std::vector<std::vector<std::string>> rows = {{"time", "event", "sector", "slot", "detail"}};
+  for (const auto& e : events) {
+    const time_t secs = static_cast<time_t>(e["time_us"].get<int64_t>() / 1000000);
+    char when[32];
+    std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", std::localtime(&secs));
+    rows.push_back({when, Str(e["kind"]), Str(e["sector"]), Str(e["slot"]), Str(e["detail"])});
+  }
+  PrintTable(rows);
+}
+
+void PrintCheck(const json& check) {
+  for (const auto& p : check["problems"]) std::cout << "problem: " << p.get<std::string>() << "\n";
+  if (check["problems"].empty()) std::cout << "ok: spare header, DB and table are consistent\n";
+}
+
+}  // namespace remapfs

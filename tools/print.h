@@ -1,0 +1,22 @@
+// remapctl's human output: tables and lines made from the JSON forms that
+// --json prints (store/control_protocol.h), so that both say the same.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "store/control_protocol.h"
+
+namespace remapfs {
+
+// A small aligned table on stdout: the first row is the header.
+void PrintTable(const std::vector<std::vector<std::string>>& rows);
+
+// Each takes the JSON form of its verb's result.
+void PrintStatus(const ControlJson& status);
+void PrintMappings(const ControlJson& mappings);
+void PrintFaultRules(const ControlJson& rules);
+void PrintEvents(const ControlJson& events);
+void PrintCheck(const ControlJson& check);
+
+}  // namespace remapfs
