@@ -243,54 +243,53 @@ void AddTarget(CLI::App* cmd, Args* a) {
 }
 void AddJson(CLI::App* cmd, Args* a) { cmd->add_flag("--json", a->json, "machine-readable output"); }
 
+enum VerbArgs { kNoTarget, kTarget, kTargetJson };
+
+// Adds a verb under `parent`, with TARGET (and --json) as asked; its own
+// options follow.
+CLI::App* AddVerb(CLI::App* parent, Args* a, std::vector<Verb>* verbs, const std::string& name,
+                  const std::string& help, VerbArgs with, std::function<int(const Args&)> run) {
+  auto* cmd = parent->add_subcommand(name, help);
+  if (with != kNoTarget) AddTarget(cmd, a);
+  if (with == kTargetJson) AddJson(cmd, a);
+  verbs->push_back({cmd, std::move(run)});
+  return cmd;
+}
+
 // create, rebind and the verbs that read.
 void AddSetVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
-  auto* create = app->add_subcommand("create", "make a new set from MAIN and SPARE (never overwrites one)");
+  auto* create = AddVerb(app, a, verbs, "create", "make a new set from MAIN and SPARE (never overwrites one)",
+                         kNoTarget, RunCreate);
   create->add_option("MAIN", a->main, "the image or disk with bad sectors")->required();
   create->add_option("SPARE", a->spare, "the image or disk that holds the spare slots")->required();
   create->add_option("--db", a->db, "the set's DB (default: SPARE.db)");
   create->add_option("--sector-size", a->sector_size, "remap unit, 512 or 4096 (default 4096)");
   create->add_option("--spare-size", a->spare_size, "create SPARE as a file of this size (e.g. 64M) if it does not exist");
-  verbs->push_back({create, RunCreate});
-
-  auto* status = app->add_subcommand("status", "health, slots and counters");
-  AddTarget(status, a);
-  AddJson(status, a);
-  verbs->push_back({status, RunStatus});
-
-  auto* rebind = app->add_subcommand(
-      "rebind", "accept a new MAIN after a deliberate move (MAIN cloned to another disk or file): records its identity");
+  AddVerb(app, a, verbs, "status", "health, slots and counters", kTargetJson, RunStatus);
+  auto* rebind = AddVerb(
+      app, a, verbs, "rebind",
+      "accept a new MAIN after a deliberate move (MAIN cloned to another disk or file): records its identity",
+      kNoTarget, RunRebind);
   rebind->add_option("DB", a->target, "the set's DB (the set must not be mounted)")->required();
   rebind->add_option("--main", a->new_main, "the new MAIN, of the set's size")->required();
-  verbs->push_back({rebind, RunRebind});
-
-  auto* list = app->add_subcommand("list", "remapped and pending sectors");
-  AddTarget(list, a);
-  AddJson(list, a);
+  auto* list = AddVerb(app, a, verbs, "list", "remapped and pending sectors", kTargetJson, RunList);
   a->list_sectors = list->add_option("--sectors", a->sectors, "only these sectors: N, A-B or A+COUNT");
-  verbs->push_back({list, RunList});
-
-  auto* check = app->add_subcommand(
-      "check", "consistency of MAIN's identity, spare header, DB, table and fault rules (exit 1 on a problem)");
-  AddTarget(check, a);
-  AddJson(check, a);
+  auto* check = AddVerb(app, a, verbs, "check",
+                        "consistency of MAIN's identity, spare header, DB, table and fault rules (exit 1 on a problem)",
+                        kTargetJson, RunCheck);
   check->add_option("--main", a->main_override, "MAIN's path, if it moved since the set was last opened");
   check->add_option("--spare", a->spare_override, "SPARE's path, if it moved since the set was last opened");
-  verbs->push_back({check, RunCheck});
-
-  auto* events = app->add_subcommand("events", "the newest events (remaps, pending sectors, bad slots)");
-  AddTarget(events, a);
-  AddJson(events, a);
+  auto* events =
+      AddVerb(app, a, verbs, "events", "the newest events (remaps, pending sectors, bad slots)", kTargetJson, RunEvents);
   events->add_option("--limit", a->limit, "how many, 1 to " + std::to_string(kMaxEventLimit) + " (default 50)");
-  verbs->push_back({events, RunEvents});
 }
 
 // fault add, list, remove, clear and the sector changes.
 void AddChangeVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
   auto* fault = app->add_subcommand("fault", "fault-injection rules");
   fault->require_subcommand(1);
-  auto* add = fault->add_subcommand("add", "make sectors of MAIN or SPARE (slots) fail or be slow");
-  AddTarget(add, a);
+  auto* add =
+      AddVerb(fault, a, verbs, "add", "make sectors of MAIN or SPARE (slots) fail or be slow", kTarget, RunFaultAdd);
   add->add_option("--device", a->device, "main or spare (default main)");
   add->add_option("--sectors", a->sectors, "N, A-B or A+COUNT (slots for spare)")->required();
   add->add_option("--op", a->op, "read, write or both (default both)");
@@ -298,29 +297,20 @@ void AddChangeVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
   add->add_option("--probability", a->probability, "hit a matching request with this chance (0-1]");
   add->add_option("--seed", a->seed, "seed for --probability (reproducible), 0 to 2^64-1");
   add->add_option("--delay-ms", a->delay_ms, "delay hit requests by this many ms (at most 60000) instead of failing them");
-  verbs->push_back({add, RunFaultAdd});
-  auto* list = fault->add_subcommand("list", "the rules");
-  AddTarget(list, a);
-  AddJson(list, a);
-  verbs->push_back({list, RunFaultList});
-  auto* remove = fault->add_subcommand("remove", "remove one rule");
-  AddTarget(remove, a);
+  AddVerb(fault, a, verbs, "list", "the rules", kTargetJson, RunFaultList);
+  auto* remove = AddVerb(fault, a, verbs, "remove", "remove one rule", kTarget, RunFaultRemove);
   remove->add_option("ID", a->rule_id, "the rule's id (see fault list)")->required();
-  verbs->push_back({remove, RunFaultRemove});
-  auto* clear = fault->add_subcommand("clear", "remove every rule");
-  AddTarget(clear, a);
-  verbs->push_back({clear, RunFaultClear});
+  AddVerb(fault, a, verbs, "clear", "remove every rule", kTarget, RunFaultClear);
 
   const std::pair<SectorChange, const char*> sector_verbs[] = {
       {SectorChange::kRemap, "copy a readable sector to a spare slot and serve it from there"},
       {SectorChange::kUnremap, "serve a sector from MAIN again (copied back and verified)"},
       {SectorChange::kMarkPending, "declare a sector unreadable until it is written"}};
-  for (const auto& verb : sector_verbs) {
-    const SectorChange change = verb.first;
-    auto* cmd = app->add_subcommand(std::string(ControlVerbName(SectorChangeVerb(change))), verb.second);
-    AddTarget(cmd, a);
+  for (const auto& [change_, help] : sector_verbs) {
+    const SectorChange change = change_;  // a structured binding cannot be captured (clang)
+    auto* cmd = AddVerb(app, a, verbs, std::string(ControlVerbName(SectorChangeVerb(change))), help, kTarget,
+                        [change](const Args& args) { return RunSectorChange(args, change); });
     cmd->add_option("SECTOR", a->sector, "the sector")->required();
-    verbs->push_back({cmd, [change](const Args& args) { return RunSectorChange(args, change); }});
   }
 }
 
