@@ -14,7 +14,7 @@ start_squatter() {
   local out=$1 squatter
   shift
   # shellcheck disable=SC2034  # start_bg sets it (and registers the stop)
-  start_bg squatter python3 "$other_user_py" listen "$@" >"$out"
+  start_bg squatter "$PYTHON" "$other_user_py" listen "$@" >"$out"
   wait_until 5 has_text "$out" listening || fail "the squatter did not start: $(cat "$out")"
 }
 
@@ -34,7 +34,7 @@ must "$REMAPCTL" fault add "$mnt" --sectors 3 --op read >/dev/null
 name=$(control_socket "$db")
 [[ $name == remapfs/* && $name != "remapfs/$uuid" ]] || fail "unexpected channel name '$name'"
 # The mount's xattrs, readable by others, do not give the name away.
-xattrs=$(must python3 "$(dirname "$0")/xattrs.py" "$mnt")
+xattrs=$(must "$PYTHON" "$(dirname "$0")/xattrs.py" "$mnt")
 [[ $xattrs != *"${name#remapfs/}"* ]] || fail "the mount's xattrs give the channel's name away: $xattrs"
 
 # 2. After a kill -9 the DB still names the dead daemon's channel. A process

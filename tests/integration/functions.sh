@@ -731,11 +731,13 @@ _umount_fuse() {
 [[ ${EUID} -eq 0 ]] || skip "needs root (mounts, loop devices)"
 [[ -c /dev/fuse ]] || skip "needs /dev/fuse"
 requires fusermount3 --version
-requires python3 --version
-# The interpreter itself, past any version manager's shim (pyenv's costs a
-# second per start on a loaded machine): "$PYTHON" "$BLOCKS_PY" ...
-PYTHON=$(python3 -c 'import sys; print(sys.executable)')
+# Debian's interpreter (packaging/install-deps.sh installs it), not whatever
+# `python3` is first on PATH: a version manager's shim costs seconds per
+# start on a loaded machine. Every helper runs as "$PYTHON" SCRIPT.
+PYTHON=/usr/bin/python3
+[[ -x $PYTHON ]] || PYTHON=$(command -v python3 || true)
 readonly PYTHON
+requires "$PYTHON" --version
 requires jq --version
 requires sha256sum --version
 [[ -n ${REMAPFS:-} && -x ${REMAPFS} ]] || fail "REMAPFS is not set to the remapfs binary (run through ctest)"

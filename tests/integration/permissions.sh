@@ -49,7 +49,7 @@ nobody_refused remap "$mnt" 5
 nobody_refused status "$db"
 # Even knowing the channel's name, nobody is not served.
 name=$(control_socket "$db")
-reply=$(must python3 "$other_user_py" request "$name" '{"verb": "fault-clear"}')
+reply=$(must "$PYTHON" "$other_user_py" request "$name" '{"verb": "fault-clear"}')
 assert_eq "nobody's raw request" closed "$reply"
 assert_file_contains "daemon log" "control channel: refused a client of uid $(id -u nobody)" "$logf"
 

@@ -17,7 +17,7 @@ for r in 0 1 2 3 4 5 6 7; do
 done
 # Sector k of every region, in turn: slot 8k+r holds sector k of region r,
 # so each 4 KiB block of SPARE holds one sector of each region.
-must python3 "$(dirname "$0")/fill_interleaved.py" "$f" "$K" >/dev/null
+must "$PYTHON" "$(dirname "$0")/fill_interleaved.py" "$f" "$K" >/dev/null
 assert_eq "sector 1 of region 3 is in slot 11" 11 \
   "$(must "$REMAPCTL" list "$mnt" --json | jq -r '.[] | select(.sector == 3 * 2048 + 1) | .slot')"
 

@@ -23,16 +23,16 @@ must "$REMAPCTL" fault add "$mnt" --sectors 10-17 --op write >/dev/null
 random_file "$T/v1" $((8 * SS))
 random_file "$T/v2" $((8 * SS))
 random_file "$T/v3" $((8 * SS))
-assert_eq "fsync of v1" ok "$(python3 "$write_fsync_py" "$f" $((10 * SS)) "$T/v1")"
+assert_eq "fsync of v1" ok "$("$PYTHON" "$write_fsync_py" "$f" $((10 * SS)) "$T/v1")"
 assert_eq "remapped" 8 "$(must "$REMAPCTL" status "$mnt" --json | jq -r .remapped_sectors)"
 
 # v2 goes into the slots' page cache; SPARE's disk fails its writeback.
 touch "$T/disk/fail"
-assert_eq "fsync while SPARE's disk fails" EIO "$(python3 "$write_fsync_py" "$f" $((10 * SS)) "$T/v2")"
+assert_eq "fsync while SPARE's disk fails" EIO "$("$PYTHON" "$write_fsync_py" "$f" $((10 * SS)) "$T/v2")"
 rm -f "$T/disk/fail"
 # The disk is healthy again, and its next fdatasync would say OK.
-assert_eq "fsync after the disk healed" EIO "$(python3 "$write_fsync_py" "$f")"
-assert_eq "and again" EIO "$(python3 "$write_fsync_py" "$f")"
+assert_eq "fsync after the disk healed" EIO "$("$PYTHON" "$write_fsync_py" "$f")"
+assert_eq "and again" EIO "$("$PYTHON" "$write_fsync_py" "$f")"
 st=$(must "$REMAPCTL" status "$mnt" --json)
 assert_eq "state" sync-failed "$(jq -r .state <<<"$st")"
 assert_contains "sync_error" "fdatasync" "$(jq -r .sync_error <<<"$st")"
@@ -60,7 +60,7 @@ for (( s = 0; s < 8; s++ )); do
   v2=$(sha_range "$T/v2" $((s * SS)) $SS buffered)
   [[ $got == "$v1" || $got == "$v2" ]] || fail "sector $((10 + s)) is neither v1 nor v2"
 done
-assert_eq "fsync after the restart" ok "$(python3 "$write_fsync_py" "$f" $((10 * SS)) "$T/v3")"
+assert_eq "fsync after the restart" ok "$("$PYTHON" "$write_fsync_py" "$f" $((10 * SS)) "$T/v3")"
 assert_eq "v3 reads back" "$(sha_of "$T/v3")" "$(sha_range "$f" $((10 * SS)) $((8 * SS)))"
 unmount_set "$mnt" "$pid" "$T/mount2.log"
 must "$REMAPCTL" check "$db" >/dev/null
