@@ -227,9 +227,14 @@ void Engine::Start(std::unique_ptr<MetaStore> meta, std::unique_ptr<Backend> mai
           .sync_data = [this] { return SyncData(); },
           .on_durable =
               [this](uint64_t seq) {
-                WriterLock lock(&table_mu_);
-                alloc_.ReleaseDurable(seq);
-                if (alloc_.free_count() * uint64_t{10} >= alloc_.slot_count()) spare_low_logged_ = false;
+                {
+                  WriterLock lock(&table_mu_);
+                  alloc_.ReleaseDurable(seq);
+                  if (alloc_.free_count() * uint64_t{10} >= alloc_.slot_count()) spare_low_logged_ = false;
+                }
+                // Commits go on while a storm lasts: its summaries come out
+                // each interval, not only at the next event.
+                TickItemLogs();
               },
       },
       options_.commit_interval);
@@ -249,6 +254,7 @@ Status Engine::Close() {
   // An Open that failed midway destroys its engine before the writer, the DB
   // and the images are in it: there is nothing to shut down.
   if (!writer_) return Status::OK();
+  FlushItemLogs();  // no request runs any more: the storms' last summaries
   auto t = Clock::now();
   Status result = SyncData();
   spdlog::info("shutdown step 3: MAIN and SPARE synced in {:.1f} ms{}", MsSince(t),
@@ -589,7 +595,9 @@ Status Engine::PlaceInNewSlot(uint64_t sector, const char* full, const char* why
     if (!slot) {
       counters_.Add(Counter::kSpareExhausted);
       RecordEvent(EventKind::kSpareExhausted, sector, -1, why);
-      spdlog::error("no free spare slot for sector {} ({}): SPARE is exhausted", sector, why);
+      if (exhausted_log_.Admit(sector)) {
+        spdlog::error("no free spare slot for sector {} ({}): SPARE is exhausted", sector, why);
+      }
       return Status::IOError("no free spare slot for sector " + std::to_string(sector) + ": SPARE is exhausted",
                              EIO);
     }
@@ -615,7 +623,7 @@ Status Engine::PlaceInNewSlot(uint64_t sector, const char* full, const char* why
     }
     counters_.Add(Counter::kRemaps);
     RecordEvent(EventKind::kRemapped, sector, *slot, why);
-    spdlog::warn("sector {} remapped to slot {} ({})", sector, *slot, why);
+    if (remap_log_.Admit(sector)) spdlog::warn("sector {} remapped to slot {} ({})", sector, *slot, why);
     return Status::OK();
   }
 }
@@ -627,7 +635,7 @@ void Engine::MarkSlotBad(uint32_t slot, uint64_t sector) {
     writer_->Enqueue(PutBadSlot{slot});
   }
   RecordEvent(EventKind::kSlotBad, sector, slot, "slot write failed");
-  spdlog::warn("spare slot {} is bad (write failed for sector {})", slot, sector);
+  if (bad_slot_log_.Admit(slot)) spdlog::warn("spare slot {} is bad (write failed for sector {})", slot, sector);
 }
 
 void Engine::MarkPendingUnlessMapped(uint64_t sector, const char* why) {
@@ -640,7 +648,15 @@ void Engine::MarkPendingUnlessMapped(uint64_t sector, const char* why) {
   }
   counters_.Add(Counter::kPendingMarked);
   RecordEvent(EventKind::kPending, sector, -1, why);
-  spdlog::warn("sector {} is pending ({})", sector, why);
+  if (pending_log_.Admit(sector)) spdlog::warn("sector {} is pending ({})", sector, why);
+}
+
+void Engine::TickItemLogs() {
+  for (LogLimiter* l : {&remap_log_, &pending_log_, &bad_slot_log_, &exhausted_log_}) l->Tick();
+}
+
+void Engine::FlushItemLogs() {
+  for (LogLimiter* l : {&remap_log_, &pending_log_, &bad_slot_log_, &exhausted_log_}) l->Flush();
 }
 
 void Engine::RecordEvent(EventKind kind, uint64_t sector, int64_t slot, std::string detail) {

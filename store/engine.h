@@ -29,6 +29,7 @@
 #include "store/changes.h"
 #include "store/fault.h"
 #include "store/health.h"
+#include "store/log_limiter.h"
 #include "store/meta_store.h"
 #include "store/metadata_writer.h"
 #include "store/mutex.h"
@@ -172,6 +173,9 @@ class Engine {
   // of the same region, also holding it shared, got there first).
   void MarkPendingUnlessMapped(uint64_t sector, const char* why) REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
   void RecordEvent(EventKind kind, uint64_t sector, int64_t slot, std::string detail);
+  // The item logs below: summaries of ended intervals (Tick), or all (Flush).
+  void TickItemLogs();
+  void FlushItemLogs();
 
   const SetInfo info_;
   const EngineOptions options_;
@@ -182,6 +186,12 @@ class Engine {
   Counters counters_;
   bool was_clean_ = true;
   std::atomic<bool> spare_low_logged_{false};
+  // One line per remap, pending sector or bad slot, up to a burst an
+  // interval; a storm beyond that gets summary lines (log_limiter.h).
+  LogLimiter remap_log_{"sector", "remapped", spdlog::level::warn};
+  LogLimiter pending_log_{"sector", "made pending", spdlog::level::warn};
+  LogLimiter bad_slot_log_{"spare slot", "found bad", spdlog::level::warn};
+  LogLimiter exhausted_log_{"sector", "refused for want of a spare slot", spdlog::level::err};
 
   Regions regions_;
   mutable SharedMutex table_mu_ ACQUIRED_AFTER(regions_);

@@ -14,7 +14,6 @@
 //     Health.previous_store_error and clears it;
 //   - an open that cannot write the DB fails cleanly;
 //   - nothing already durable is lost.
-#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
@@ -32,49 +31,7 @@ namespace remapfs {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Collects the log lines of a scope (the default logger is swapped).
-class LogCapture {
- public:
-  LogCapture() : old_(spdlog::default_logger()), sink_(std::make_shared<Sink>()) {
-    auto logger = std::make_shared<spdlog::logger>("capture", sink_);
-    logger->set_level(spdlog::level::trace);
-    spdlog::set_default_logger(logger);
-  }
-  ~LogCapture() { spdlog::set_default_logger(old_); }
-
-  // Lines containing `needle`.
-  size_t Count(const std::string& needle) const {
-    size_t n = 0;
-    for (const std::string& l : sink_->lines()) n += l.find(needle) != std::string::npos;
-    return n;
-  }
-  std::string All() const {
-    std::string s;
-    for (const std::string& l : sink_->lines()) s += l + "\n";
-    return s;
-  }
-
- private:
-  class Sink : public spdlog::sinks::base_sink<std::mutex> {
-   public:
-    std::vector<std::string> lines() {
-      std::lock_guard lock(mutex_);
-      return lines_;
-    }
-
-   protected:
-    void sink_it_(const spdlog::details::log_msg& msg) override {
-      lines_.emplace_back(msg.payload.data(), msg.payload.size());
-    }
-    void flush_() override {}
-
-   private:
-    std::vector<std::string> lines_;
-  };
-  std::shared_ptr<spdlog::logger> old_;
-  std::shared_ptr<Sink> sink_;
-};
+using test::LogCapture;
 
 EngineOptions VfsOptions(std::chrono::milliseconds interval = 1h) {
   EngineOptions o;

@@ -840,6 +840,49 @@ TEST(EngineConcurrency, ManyBadSectorsManyThreads) {
   EXPECT_EQ(e->GetHealth().slots_used, 32u);
 }
 
+// ------------------------------------------------------------------- log
+
+// A storm of 10,000 remaps logs a bounded number of lines: a burst one by
+// one, then summaries whose counts add up to the rest (the last one at
+// Close). The events table still has every remap.
+TEST(EngineLog, ARemapStormLogsBoundedSummaries) {
+  constexpr uint64_t kRemaps = 10'000;
+  MemSet set(8 << 20, kRemaps, 512);
+  const auto start = std::chrono::steady_clock::now();
+  {
+    test::LogCapture log;
+    auto e = set.OpenOrDie(QuietOptions());
+    AddRule(e.get(), Rule(Device::kMain, 0, kRemaps, FaultOp::kWrite));
+    const std::string data = Pattern(1 << 20, 1);
+    for (uint64_t off = 0; off < kRemaps * 512; off += data.size()) {
+      WriteOk(e.get(), off, data.substr(0, std::min<uint64_t>(data.size(), kRemaps * 512 - off)));
+    }
+    EXPECT_EQ(CounterValue(e->GetHealth(), Counter::kRemaps), kRemaps);
+    ASSERT_TRUE(e->Close().ok());
+    uint64_t one_by_one = 0, summed = 0, summaries = 0;
+    for (const std::string& line : log.Lines()) {
+      if (line.find(" remapped to slot ") != std::string::npos) ++one_by_one;
+      if (line.find(" more sectors remapped in ") != std::string::npos) {
+        summed += std::stoull(line);
+        ++summaries;
+      }
+    }
+    EXPECT_EQ(one_by_one + summed, kRemaps) << log.All();
+    // At most a burst of 10 and a summary per 10 s interval.
+    const auto intervals = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start).count() / 10 + 1);
+    EXPECT_LE(one_by_one, 10 * intervals);
+    EXPECT_LE(summaries, intervals);
+    EXPECT_GE(summaries, 1u);
+  }
+  std::unique_ptr<MetaStore> meta;
+  ASSERT_TRUE(MetaStore::Open(set.paths.db, /*read_only=*/true, &meta).ok());
+  std::vector<Event> events;
+  ASSERT_TRUE(meta->LoadEvents(2 * kRemaps, &events).ok());
+  EXPECT_EQ(std::count_if(events.begin(), events.end(), [](const Event& ev) { return ev.kind == EventKind::kRemapped; }),
+            static_cast<long>(kRemaps));
+}
+
 // ---------------------------------------------------------- persistence
 
 struct Snapshot {

@@ -191,22 +191,42 @@ Status OpenMainForCreate(Env* env, const std::string& path, uint32_t ss, std::un
   return Status::OK();
 }
 
+static_assert(kMaxSlotCount == kPendingSlot, "slots 0 .. kMaxSlotCount - 1 never read as pending");
+
+// InvalidArgument when a SPARE of `bytes` holds more slots than the slot
+// numbering has numbers (kMaxSlotCount): the set could not use the rest.
+Status CheckSlotCount(const std::string& path, uint64_t bytes, uint32_t ss) {
+  const uint64_t slots = (bytes - kSpareHeaderSize) / ss;
+  if (slots <= kMaxSlotCount) return Status::OK();
+  const uint64_t max_bytes = SlotOffset(kMaxSlotCount, ss);
+  const bool fits_4k = ss == 512 && slots / (4096 / 512) <= kMaxSlotCount;
+  return Status::InvalidArgument("SPARE " + path + " holds " + std::to_string(slots) + " slots of " +
+                                 std::to_string(ss) + " bytes; at most " + std::to_string(kMaxSlotCount) +
+                                 " fit the slot numbering: use a spare of at most " + std::to_string(max_bytes) +
+                                 " bytes" + (fits_4k ? " or --sector-size 4096" : ""));
+}
+
 // Opens SPARE for create (making it first when asked to): big enough for a
-// slot, of no set yet, and its space reserved. *created: it was made here.
-Status OpenSpareForCreate(Env* env, const std::string& path, const std::optional<uint64_t>& size, uint64_t min_size,
+// slot and not too big for the slot numbering, of no set yet, and its space
+// reserved. *created: it was made here.
+Status OpenSpareForCreate(Env* env, const std::string& path, const std::optional<uint64_t>& size, uint32_t ss,
                           std::unique_ptr<Backend>* spare, bool* created) {
   *created = false;
   if (!env->FileExists(path) && size) {
-    Status s = env->CreateFile(path, *size);
+    Status s = CheckSlotCount(path, *size, ss);
+    if (s.ok()) s = env->CreateFile(path, *size);
     if (!s.ok()) return s;
     *created = true;
   }
   Status s = env->OpenBackend(path, BackendOptions{.lock = true}, spare);
   if (!s.ok()) return s;
+  const uint64_t min_size = kSpareHeaderSize + ss;
   if ((*spare)->Size() < min_size) {
     return Status::InvalidArgument("SPARE " + path + " is " + std::to_string((*spare)->Size()) +
                                    " bytes, too small for one slot; it needs at least " + std::to_string(min_size));
   }
+  s = CheckSlotCount(path, (*spare)->Size(), ss);
+  if (!s.ok()) return s;
   std::string head(kSpareHeaderSize, '\0');
   s = (*spare)->ReadAt(0, head.size(), head.data());
   if (!s.ok()) return s;
@@ -275,7 +295,7 @@ Status CreateSet(Env* env, const SetPaths& paths, const CreateOptions& options) 
   }
   std::unique_ptr<Backend> spare;
   bool created_spare = false;
-  s = OpenSpareForCreate(env, paths.spare, options.spare_size, min_spare, &spare, &created_spare);
+  s = OpenSpareForCreate(env, paths.spare, options.spare_size, ss, &spare, &created_spare);
   if (s.ok()) {
     SetInfo info;
     info.uuid = NewUuid();
@@ -283,8 +303,7 @@ Status CreateSet(Env* env, const SetPaths& paths, const CreateOptions& options) 
     info.main_size = main->Size();
     info.main_path = AbsolutePath(paths.main);
     info.spare_path = AbsolutePath(paths.spare);
-    info.slot_count = static_cast<uint32_t>(
-        std::min<uint64_t>((spare->Size() - kSpareHeaderSize) / ss, uint64_t{kPendingSlot}));
+    info.slot_count = static_cast<uint32_t>((spare->Size() - kSpareHeaderSize) / ss);  // <= kMaxSlotCount
     info.created_us = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();

@@ -21,6 +21,11 @@ namespace remapfs {
 
 inline constexpr uint64_t kSpareHeaderSize = 4096;
 inline constexpr uint32_t kSpareVersion = 1;
+// Slots are numbered from 0 up, below kPendingSlot (remap_table.h), the
+// number that marks a pending sector: 2^32 - 1 slots at most, so 2 TiB of
+// 512-byte slots or 16 TiB of 4096-byte ones. A bigger SPARE is refused at
+// create, not cut down silently.
+inline constexpr uint32_t kMaxSlotCount = UINT32_MAX;
 
 struct SpareHeader {
   std::string uuid;  // canonical 36-character text form
@@ -59,8 +64,8 @@ Status CheckDistinctParts(const SetPaths& paths);
 // and records its identity (identity.h), and makes every new name durable
 // (the directories are synced). Refuses, modifying nothing, when: the sector
 // size is not 512 or 4096, MAIN is empty or not a multiple of it, MAIN is
-// stamped as another set's, SPARE cannot hold one slot, SPARE already holds
-// a set, SPARE's space cannot be reserved, the DB exists, or two paths name
+// stamped as another set's, SPARE cannot hold one slot or holds more than
+// kMaxSlotCount, SPARE already holds a set, SPARE's space cannot be reserved, the DB exists, or two paths name
 // one file.
 Status CreateSet(Env* env, const SetPaths& paths, const CreateOptions& options);
 

@@ -8,6 +8,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -223,6 +225,43 @@ TEST_F(SetFormatTest, CreateRefusesSpareTooSmallForOneSlot) {
   ExpectCreateRefused(p, {kSs, std::nullopt}, Status::Code::kInvalidArgument, "one slot");
   Spit(p.spare, test::Pattern(100, 3));
   ExpectCreateRefused(p, {kSs, std::nullopt}, Status::Code::kInvalidArgument, "one slot");
+}
+
+// Slots are numbered below the pending marker: a spare with room for more
+// is refused before anything is made, not cut down to what fits.
+TEST_F(SetFormatTest, CreateRefusesSpareTooBigForTheSlotNumbering) {
+  SetPaths p = Paths("a");
+  ASSERT_TRUE(env()->CreateFile(p.main, kMainSize).ok());
+  const uint64_t too_big_512 = SlotOffset(kMaxSlotCount, 512) + 512;  // 2 TiB + 4 KiB
+  // To be made: not made. 512-byte slots would fit at 4096 bytes.
+  ExpectCreateRefused(p, {512, too_big_512}, Status::Code::kInvalidArgument,
+                      "holds 4294967296 slots of 512 bytes; at most 4294967295 fit the slot numbering: use a spare of "
+                      "at most 2199023259136 bytes or --sector-size 4096");
+  EXPECT_FALSE(fs::exists(p.spare));
+  const uint64_t too_big_4k = SlotOffset(kMaxSlotCount, 4096) + 4096;  // 16 TiB + 4 KiB
+  Status s = CreateSet(env(), p, {4096, too_big_4k});
+  ExpectOneLine(s, "at most 4294967295 fit the slot numbering: use a spare of at most 17592186044416 bytes");
+  EXPECT_EQ(s.message().find("--sector-size"), std::string::npos) << s.message();
+  EXPECT_FALSE(fs::exists(p.spare));
+
+  // Existing (sparse, in another directory, as Files reads every byte):
+  // left as it was, its space not reserved.
+  TempDir other;
+  p.spare = other.File("big.spare");
+  Spit(p.spare, "");
+  if (::truncate(p.spare.c_str(), static_cast<off_t>(too_big_512)) != 0) {
+    GTEST_SKIP() << "the temp filesystem takes no sparse file of " << too_big_512 << " bytes: "
+                 << std::strerror(errno);
+  }
+  const auto before = Files(dir_.path());
+  s = CreateSet(env(), p, {512, std::nullopt});
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
+  ExpectOneLine(s, "SPARE " + p.spare + " holds 4294967296 slots of 512 bytes");
+  EXPECT_EQ(Files(dir_.path()), before) << "a refused create changed the files";
+  struct stat st;
+  ASSERT_EQ(::stat(p.spare.c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), too_big_512);
+  EXPECT_EQ(st.st_blocks, 0) << "the refused spare's space was reserved";
 }
 
 TEST_F(SetFormatTest, CreateRefusesToOverwriteADb) {

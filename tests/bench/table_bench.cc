@@ -6,7 +6,10 @@
 //       path of every request) and with 1, 16 or 256 remaps in range;
 //   (c) the load time: Engine::Open (and Close) of a set whose DB holds 1M
 //       remaps, after a clean and after an unclean shutdown, and the time to
-//       commit 1M changes in one MetaStore::Apply.
+//       commit 1M changes in one MetaStore::Apply;
+//   (d) a spare of 2^32 - 2 slots of 512 bytes (2 TiB, sparse) with 1,000
+//       remaps: Engine::Open's time and memory (the slot allocator's must
+//       not grow with the spare).
 // Sets are real files (sparse) in a temp dir, through Env::Default().
 // A summary block is printed at the end; tests/bench/run.sh builds and runs.
 #include <benchmark/benchmark.h>
@@ -348,6 +351,74 @@ void BM_EngineOpen(benchmark::State& state) {
 BENCHMARK(BM_EngineOpen)->ArgName("unclean")->Arg(0)->Arg(1)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 
 // ---------------------------------------------------------------------------
+// (d) A huge spare with few remaps.
+
+constexpr uint32_t kHugeSpareSlots = UINT32_MAX - 1;  // 2^32 - 2
+constexpr size_t kHugeSpareRemaps = 1000;
+
+// The set is written here, not by CreateSet, which would reserve the 2 TiB
+// of SPARE: a sparse SPARE with its header, and a DB with kHugeSpareRemaps
+// remaps in slots 0 .. kHugeSpareRemaps - 1. MAIN's identity is recorded by
+// the first open.
+std::unique_ptr<BigSet> MakeHugeSpareSet() {
+  auto set = std::make_unique<BigSet>();
+  Env* env = Env::Default();
+  constexpr uint64_t kMainSize = uint64_t{1} << 30;
+  SetInfo info;
+  info.uuid = NewUuid();
+  info.sector_size = kSectorSize;
+  info.main_size = kMainSize;
+  info.main_path = set->paths.main;
+  info.spare_path = set->paths.spare;
+  info.slot_count = kHugeSpareSlots;
+  Status s = env->CreateFile(set->paths.main, kMainSize);
+  if (s.ok()) s = env->CreateFile(set->paths.spare, SlotOffset(kHugeSpareSlots, kSectorSize));
+  std::unique_ptr<Backend> spare;
+  if (s.ok()) s = env->OpenBackend(set->paths.spare, BackendOptions{}, &spare);
+  const std::string header =
+      EncodeSpareHeader({info.uuid, info.sector_size, info.slot_count, info.main_size, info.created_us});
+  if (s.ok()) s = spare->WriteAt(0, header.size(), header.data());
+  if (s.ok()) s = MetaStore::Create(set->paths.db, info);
+  std::unique_ptr<MetaStore> meta;
+  if (s.ok()) s = MetaStore::Open(set->paths.db, /*read_only=*/false, &meta);
+  std::vector<Change> changes;
+  for (size_t i = 0; i < kHugeSpareRemaps; ++i) changes.emplace_back(PutSector{i * 1000, static_cast<uint32_t>(i)});
+  if (s.ok()) s = meta->Apply(changes, {});
+  if (!s.ok()) Die("make a set with a huge spare", s);
+  return set;
+}
+
+// The manual time is Engine::Open's; RSS_MB what the open engine holds.
+void BM_HugeSpareOpen(benchmark::State& state) {
+  const std::unique_ptr<BigSet> set = MakeHugeSpareSet();
+  double rss_total = 0;
+  uint64_t slots = 0, used = 0;
+  for (auto _ : state) {
+    ::malloc_trim(0);
+    const size_t rss0 = RssBytes();
+    std::unique_ptr<Engine> engine;
+    auto t = Clock::now();
+    Status s = Engine::Open(set->paths, EngineOptions{}, &engine);
+    const double open_s = SecondsSince(t);
+    if (!s.ok()) Die("Engine::Open", s);
+    const size_t rss1 = RssBytes();
+    const Health h = engine->GetHealth();
+    slots = h.slots_total;
+    used = h.slots_used;
+    s = engine->Close();
+    if (!s.ok()) Die("Engine::Close", s);
+    engine.reset();
+    state.SetIterationTime(open_s);
+    rss_total += static_cast<double>(rss1 > rss0 ? rss1 - rss0 : 0);
+  }
+  if (slots != kHugeSpareSlots || used != kHugeSpareRemaps) state.SkipWithError("the engine saw another spare");
+  state.counters["slots"] = static_cast<double>(slots);
+  state.counters["used"] = static_cast<double>(used);
+  state.counters["RSS_MB"] = rss_total / static_cast<double>(state.iterations()) / 1e6;
+}
+BENCHMARK(BM_HugeSpareOpen)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+
+// ---------------------------------------------------------------------------
 // The summary: the console table as usual, then the headline figures.
 
 class SummaryReporter : public benchmark::ConsoleReporter {
@@ -396,6 +467,9 @@ class SummaryReporter : public benchmark::ConsoleReporter {
     });
     Line("Engine::Open with 1M remaps, unclean", "BM_EngineOpen/unclean:1",
          [](const Result& r) { return Fmt("%.2f s (with quick_check)", r.seconds); });
+    Line("Engine::Open, 2^32-2 slots, 1000 used", "BM_HugeSpareOpen", [](const Result& r) {
+      return Fmt("%.3f s (engine RSS %.1f MB)", r.seconds, r.counters.at("RSS_MB").value);
+    });
   }
 
  private:

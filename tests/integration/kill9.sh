@@ -58,7 +58,8 @@ verify_baselines() {
 }
 # lost_remaps KILLED_LOG: sectors the killed daemon logged as remapped that
 # the remounted set does not have remapped: table changes still queued (never
-# acknowledged) when it died.
+# acknowledged) when it died. A lower bound: in a storm the log names only
+# the first 10 remaps of each 10 s.
 lost_remaps() {
   must "$REMAPCTL" list "$mnt" --json | jq -r '.[] | select(.state == "remapped") | .sector' | sort -u >"$T/durable"
   sed -n 's/.*\] sector \([0-9]*\) remapped to slot .*/\1/p' "$1" | sort -u | comm -23 - "$T/durable" | wc -l

@@ -8,8 +8,10 @@
 #           belongs to a set
 #   loop    the same for a loop device as MAIN
 #   create  SPARE's space is reserved (a too small host filesystem is
-#           refused, leaving no file), --spare-size 0 is out of range, and
-#           the directory is synced after the DB's rename
+#           refused, leaving no file), --spare-size 0 is out of range, a
+#           spare with more slots than the numbering has is refused (to be
+#           made or existing) leaving nothing, and the directory is synced
+#           after the DB's rename
 source "$(dirname "$0")/functions.sh"
 
 SS=4096
@@ -115,6 +117,17 @@ create)
   err=$(must_fail_one_line "$REMAPCTL" create "$T/c.img" "$T/c0.spare" --spare-size 0)
   assert_contains "--spare-size 0" "out of range" "$err"
   [[ ! -e $T/c0.spare && ! -e $T/c0.spare.db ]] || fail "create --spare-size 0 left files"
+  # 2^32 slots of 512 bytes: one more than the slot numbering has.
+  err=$(must_fail_one_line "$REMAPCTL" create "$T/c.img" "$T/c1.spare" --sector-size 512 --spare-size $((4096 + (1 << 41))))
+  assert_contains "--spare-size of 2^32 slots" "at most 4294967295 fit the slot numbering" "$err"
+  assert_contains "--spare-size of 2^32 slots" "or --sector-size 4096" "$err"
+  [[ ! -e $T/c1.spare && ! -e $T/c1.spare.db ]] || fail "create of a too big spare left files"
+  truncate -s $((4096 + (1 << 41))) "$T/c2.spare"
+  err=$(must_fail_one_line "$REMAPCTL" create "$T/c.img" "$T/c2.spare" --sector-size 512)
+  assert_contains "an existing spare of 2^32 slots" "holds 4294967296 slots of 512 bytes" "$err"
+  assert_eq "blocks of the refused spare (not reserved)" 0 "$(stat -c %b "$T/c2.spare")"
+  [[ ! -e $T/c2.spare.db ]] || fail "create of a too big spare left a DB"
+  rm "$T/c2.spare"
   mount_fs tmpfs "$T/small" -t tmpfs -o size=4M
   err=$(must_fail_one_line "$REMAPCTL" create "$T/c.img" "$T/small/c.spare" --spare-size 64M)
   assert_contains "create on a too small filesystem" "cannot reserve" "$err"

@@ -1,14 +1,17 @@
 // Helpers for the tests, fuzzers and benchmarks, without gtest: a private
-// temp dir, test data, the knobs of randomized campaigns, quiet logs, and a
-// fault rule in one call. The unit tests' helpers are in testharness.h.
+// temp dir, test data, the knobs of randomized campaigns, quiet or captured
+// logs, and a fault rule in one call. The unit tests' helpers are in testharness.h.
 #pragma once
 
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -73,6 +76,50 @@ class QuietLogs {
 
  private:
   spdlog::level::level_enum old_;
+};
+
+// Collects the log lines of a scope (the default logger is swapped).
+class LogCapture {
+ public:
+  LogCapture() : old_(spdlog::default_logger()), sink_(std::make_shared<Sink>()) {
+    auto logger = std::make_shared<spdlog::logger>("capture", sink_);
+    logger->set_level(spdlog::level::trace);
+    spdlog::set_default_logger(logger);
+  }
+  ~LogCapture() { spdlog::set_default_logger(old_); }
+
+  // Lines containing `needle`.
+  size_t Count(const std::string& needle) const {
+    size_t n = 0;
+    for (const std::string& l : sink_->lines()) n += l.find(needle) != std::string::npos;
+    return n;
+  }
+  std::vector<std::string> Lines() const { return sink_->lines(); }
+  std::string All() const {
+    std::string s;
+    for (const std::string& l : sink_->lines()) s += l + "\n";
+    return s;
+  }
+
+ private:
+  class Sink : public spdlog::sinks::base_sink<std::mutex> {
+   public:
+    std::vector<std::string> lines() {
+      std::lock_guard lock(mutex_);
+      return lines_;
+    }
+
+   protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+      lines_.emplace_back(msg.payload.data(), msg.payload.size());
+    }
+    void flush_() override {}
+
+   private:
+    std::vector<std::string> lines_;
+  };
+  std::shared_ptr<spdlog::logger> old_;
+  std::shared_ptr<Sink> sink_;
 };
 
 // Makes writes to sectors [first, first + count) of `device` fail, always.
