@@ -91,9 +91,10 @@ struct Engine::Run {
   uint32_t slot;   // first slot, for kSlot
 };
 
-// The runs of one request. Every request takes them, so the first few live
-// in the caller's frame: a request without a remapped sector (one run), and
-// most others, cost no heap allocation.
+// The runs of one request. Every request takes them, so they live in the
+// caller's frame up to 8 runs (the vector's growths take 1 + 2 + 4 + 8 of
+// the 16 places): a request without a remapped sector (one run), and most
+// others, cost no heap allocation.
 struct Engine::RunList {
   alignas(Run) std::array<std::byte, 16 * sizeof(Run)> buffer;
   std::pmr::monotonic_buffer_resource pool{buffer.data(), buffer.size()};
