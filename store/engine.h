@@ -134,6 +134,7 @@ class Engine {
  private:
   class RegionGuard;
   struct Run;
+  struct RunList;
 
   Engine(const SetInfo& info, const EngineOptions& options);
   // Open's steps: load the table, fault rules and counters from the DB
@@ -155,7 +156,9 @@ class Engine {
   // stripes are taken modulo their count), so the answer stays true.
   Status CheckChange(SectorChange change, uint64_t sector, std::optional<uint32_t>* entry) REQUIRES(regions_)
       EXCLUDES(table_mu_);
-  std::vector<Run> RunsFor(uint64_t offset, size_t n) const REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
+  // Splits the request into runs of MAIN, slot and pending sectors.
+  // REQUIRES: *list is empty.
+  void RunsFor(uint64_t offset, size_t n, RunList* list) const REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
   Status SyncData();
 
   Status ReadMainSlow(uint64_t begin, uint64_t end, char* out) REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);

@@ -1,6 +1,7 @@
-// RemapTable against std::map: the same answers for every Find, Collect and
-// ForEach after any sequence of Set and Erase, through leaf splits, emptied
-// and dropped leaves, appends and random inserts.
+// RemapTable against std::map: the same answers for every Find, Collect,
+// ForEachIn and ForEach after any sequence of Set and Erase, through leaf
+// splits, emptied and dropped leaves, appends and random inserts, and across
+// the groups of the leaves' heads and of the leaf index.
 #include "store/remap_table.h"
 
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@ namespace remapfs {
 namespace {
 
 constexpr uint32_t kCap = RemapTable::kLeafCapacity;
+constexpr uint32_t kGroup = RemapTable::kGroup;
 
 class Differential {
  public:
@@ -35,6 +37,9 @@ class Differential {
   std::vector<Mapping> TableRange(uint64_t first, uint64_t end) const {
     std::vector<Mapping> out;
     table_.Collect(first, end, &out);
+    std::vector<Mapping> visited;
+    table_.ForEachIn(first, end, [&](const Mapping& m) { visited.push_back(m); });
+    EXPECT_EQ(visited, out);
     return out;
   }
 
@@ -145,6 +150,42 @@ TEST(RemapTable, EmptiedLeavesAreDroppedAndRefilled) {
   EXPECT_EQ(d.table_.size(), 0u);
   d.Set(42, 4);
   d.Check(42, rng);
+}
+
+// More leaves than one index group holds, full (appends) and then split:
+// every lookup at and around each leaf's and each head group's first sector.
+TEST(RemapTable, LookupsAtEveryLeafAndGroupBoundary) {
+  Differential d;
+  std::mt19937_64 rng(5);
+  const uint64_t leaves = 3 * kGroup + 2;
+  for (uint64_t s = 1; s <= leaves * kCap; ++s) d.Set(s * 4, static_cast<uint32_t>(s));
+  auto check_boundaries = [&] {
+    for (uint64_t s = 4; s <= leaves * kCap * 4; s += 4 * kGroup) {
+      d.Check(s, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  };
+  check_boundaries();
+  // Inserts between the keys of the first leaves split them and shift the
+  // index groups of every leaf after them.
+  for (uint64_t s = 1; s <= 2 * kCap; ++s) d.Set(s * 4 + 1, 0);
+  check_boundaries();
+  for (uint64_t s = 1; s <= 3 * kCap; ++s) d.Erase(s * 4);
+  check_boundaries();
+}
+
+// A range without an entry calls nothing; ForEachIn stops at the range's end.
+TEST(RemapTable, ForEachInVisitsOnlyTheRange) {
+  RemapTable t;
+  for (uint64_t s = 0; s < 4 * kCap; ++s) t.Set(s * 10, static_cast<uint32_t>(s));
+  int calls = 0;
+  t.ForEachIn(1, 10, [&](const Mapping&) { ++calls; });
+  t.ForEachIn(4 * kCap * 10, UINT64_MAX, [&](const Mapping&) { ++calls; });
+  t.ForEachIn(50, 50, [&](const Mapping&) { ++calls; });
+  EXPECT_EQ(calls, 0);
+  std::vector<uint64_t> seen;
+  t.ForEachIn(kCap * 10 - 15, kCap * 10 + 11, [&](const Mapping& m) { seen.push_back(m.sector); });
+  EXPECT_EQ(seen, (std::vector<uint64_t>{kCap * 10 - 10, kCap * 10, kCap * 10 + 10}));
 }
 
 TEST(RemapTable, RandomOperationsMatchStdMap) {

@@ -10,9 +10,15 @@
 //   (d) a spare of 2^32 - 2 slots of 512 bytes (2 TiB, sparse) with 1,000
 //       remaps: Engine::Open's time and memory (the slot allocator's must
 //       not grow with the spare).
+//   (e) a big table: every other sector of an image of 4096-byte sectors
+//       remapped, 1M or 10M remaps: the load in sector order and its bytes
+//       per remap, the lookup of a 4 KiB request's range, Engine::Read and
+//       Write of 4 KiB against the empty table, and Engine::Open (with the
+//       SQLite and LoadTable parts of it).
 // Sets are real files (sparse) in a temp dir, through Env::Default().
 // A summary block is printed at the end; tests/bench/run.sh builds and runs.
 #include <benchmark/benchmark.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
@@ -24,6 +30,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -34,6 +41,7 @@
 #include <vector>
 
 #include "store/backend.h"
+#include "store/check.h"
 #include "store/engine.h"
 #include "store/meta_store.h"
 #include "store/remap_table.h"
@@ -257,34 +265,43 @@ struct BigSet {
   SetPaths paths{dir.File("main.img"), dir.File("spare.img"), dir.File("set.db")};
 };
 
-// Makes a set and commits kEntries remaps (random sectors, in random order,
-// slots 0..kEntries-1) in one MetaStore::Apply. *apply_s: the time of the
-// Apply; *close_s: closing the MetaStore afterwards (SQLite checkpoints the
-// WAL into the DB then).
-std::unique_ptr<BigSet> MakeBigSet(double* apply_s, double* close_s) {
+// Makes a set of MAIN main_sectors sectors of sector_size bytes, with a
+// slot for each of `sectors`, and commits their remaps (slots 0, 1, ... in
+// the order given) in MetaStore::Apply calls of up to kEntries changes.
+// *apply_s: the time of the Applies; *close_s: closing the MetaStore
+// afterwards (SQLite checkpoints the WAL into the DB then).
+std::unique_ptr<BigSet> MakeSet(uint32_t sector_size, uint64_t main_sectors, const std::vector<uint64_t>& sectors,
+                                double* apply_s, double* close_s) {
   auto set = std::make_unique<BigSet>();
   Env* env = Env::Default();
-  Status s = env->CreateFile(set->paths.main, kMainSectors * kSectorSize);
+  Status s = env->CreateFile(set->paths.main, main_sectors * sector_size);
   if (!s.ok()) Die("create MAIN", s);
-  s = CreateSet(env, set->paths, {kSectorSize, kSpareHeaderSize + (kEntries + 16) * kSectorSize});
+  s = CreateSet(env, set->paths, {sector_size, kSpareHeaderSize + (sectors.size() + 16) * sector_size});
   if (!s.ok()) Die("create set", s);
-  std::vector<Change> changes;
-  {
-    const std::vector<uint64_t> sectors = RandomDistinct(kEntries, kMainSectors, 6);
-    changes.reserve(sectors.size());
-    for (size_t i = 0; i < sectors.size(); ++i) changes.emplace_back(PutSector{sectors[i], static_cast<uint32_t>(i)});
-  }
   std::unique_ptr<MetaStore> meta;
   s = MetaStore::Open(set->paths.db, /*read_only=*/false, &meta);
   if (!s.ok()) Die("open DB", s);
+  *apply_s = 0;
+  std::vector<Change> changes;
+  for (size_t begin = 0; begin < sectors.size(); begin += kEntries) {
+    const size_t end = std::min(sectors.size(), begin + kEntries);
+    changes.clear();
+    for (size_t i = begin; i < end; ++i) changes.emplace_back(PutSector{sectors[i], static_cast<uint32_t>(i)});
+    auto t = Clock::now();
+    s = meta->Apply(changes, {});
+    *apply_s += SecondsSince(t);
+    if (!s.ok()) Die("apply " + std::to_string(changes.size()) + " changes", s);
+  }
   auto t = Clock::now();
-  s = meta->Apply(changes, {});
-  *apply_s = SecondsSince(t);
-  if (!s.ok()) Die("apply 1M changes", s);
-  t = Clock::now();
   meta.reset();
   *close_s = SecondsSince(t);
   return set;
+}
+
+// A set of kMainSectors with kEntries remaps at random sectors, committed in
+// random order.
+std::unique_ptr<BigSet> MakeBigSet(double* apply_s, double* close_s) {
+  return MakeSet(kSectorSize, kMainSectors, RandomDistinct(kEntries, kMainSectors, 6), apply_s, close_s);
 }
 
 std::unique_ptr<BigSet>& SharedBigSet() {
@@ -419,6 +436,175 @@ void BM_HugeSpareOpen(benchmark::State& state) {
 BENCHMARK(BM_HugeSpareOpen)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 
 // ---------------------------------------------------------------------------
+// (e) A big table costs nothing: the layout of the fio comparison of
+// tests/bench/big_table.sh. Every other sector of an image is remapped, and
+// the I/O goes to its first eighth (the first GiB of 8 GiB: 4096-byte
+// sectors, 2M of them, 1M remapped). Arg: the number of remaps, 0 for the
+// empty table (over the image of 1M remaps).
+
+constexpr uint32_t kBigSectorSize = 4096;
+
+// The image of `remaps` (every other sector remapped), in sectors.
+uint64_t ImageSectors(size_t remaps) { return 2 * std::max(remaps, kEntries); }
+
+// The remapped sectors: 0, 2, 4, ...
+std::vector<uint64_t> EveryOtherSector(size_t remaps) {
+  std::vector<uint64_t> sectors(remaps);
+  for (size_t i = 0; i < remaps; ++i) sectors[i] = 2 * i;
+  return sectors;
+}
+
+// 2^20 random sectors in [0, space).
+std::vector<uint64_t> RandomSectors(uint64_t space, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<uint64_t> v(1 << 20);
+  for (uint64_t& s : v) s = rng() % space;
+  return v;
+}
+
+// Filled as LoadTable fills it at open: in sector order.
+const RemapTable& EveryOtherTable(size_t remaps) {
+  static std::map<size_t, std::unique_ptr<RemapTable>> tables;
+  std::unique_ptr<RemapTable>& t = tables[remaps];
+  if (!t) {
+    t = std::make_unique<RemapTable>();
+    for (size_t i = 0; i < remaps; ++i) t->Set(2 * i, static_cast<uint32_t>(i));
+  }
+  return *t;
+}
+
+void BM_BigTableLoad(benchmark::State& state) {
+  const size_t remaps = static_cast<size_t>(state.range(0));
+  double bytes = 0;
+  for (auto _ : state) {
+    auto t = std::make_unique<RemapTable>();
+    for (size_t i = 0; i < remaps; ++i) t->Set(2 * i, static_cast<uint32_t>(i));
+    state.PauseTiming();
+    bytes = static_cast<double>(t->MemoryBytes());
+    t.reset();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * remaps));
+  state.counters["B/entry"] = bytes / static_cast<double>(remaps);
+}
+BENCHMARK(BM_BigTableLoad)
+    ->ArgName("remaps")
+    ->Arg(1'000'000)
+    ->Arg(10'000'000)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+// What Engine::RunsFor asks of the table for a 4 KiB request: the entries of
+// one sector, over the first eighth of the image (arg 1: over all of it).
+void BM_BigTableRange(benchmark::State& state) {
+  const size_t remaps = static_cast<size_t>(state.range(0));
+  const RemapTable& t = EveryOtherTable(remaps);
+  const std::vector<uint64_t> sectors = RandomSectors(ImageSectors(remaps) / (state.range(1) ? 1 : 8), 7);
+  size_t i = 0, found = 0;
+  for (auto _ : state) {
+    t.ForEachIn(sectors[i], sectors[i] + 1, [&found](const Mapping&) { ++found; });
+    if (++i == sectors.size()) i = 0;
+  }
+  benchmark::DoNotOptimize(found);
+  state.counters["entries"] = static_cast<double>(t.size());
+}
+BENCHMARK(BM_BigTableRange)->ArgNames({"remaps", "whole"})->ArgsProduct({{0, 1'000'000, 10'000'000}, {0, 1}});
+
+// An engine over the image of 1M remaps (or none); in TMPDIR.
+struct BigEngine {
+  std::unique_ptr<BigSet> set;
+  std::unique_ptr<Engine> engine;
+};
+
+Engine* EveryOtherEngine(size_t remaps) {
+  static std::map<size_t, BigEngine> engines;
+  BigEngine& e = engines[remaps];
+  if (!e.engine) {
+    double apply = 0, close = 0;
+    e.set = MakeSet(kBigSectorSize, ImageSectors(remaps), EveryOtherSector(remaps), &apply, &close);
+    // CreateSet reserves SPARE; reserve the first eighth of MAIN too, so that
+    // reads find pages in both (a sparse file's holes are cheaper to read
+    // on tmpfs, which would count against the remaps).
+    const int fd = ::open(e.set->paths.main.c_str(), O_WRONLY | O_CLOEXEC);
+    const int err =
+        fd < 0 ? errno : ::posix_fallocate(fd, 0, static_cast<off_t>(ImageSectors(remaps) / 8 * kBigSectorSize));
+    if (fd >= 0) ::close(fd);
+    if (err != 0) Die("reserve MAIN", Status::IOError(std::string("posix_fallocate: ") + std::strerror(err), err));
+    Status s = Engine::Open(e.set->paths, EngineOptions{}, &e.engine);
+    if (!s.ok()) Die("Engine::Open", s);
+  }
+  return e.engine.get();
+}
+
+// Engine::Read (arg 1: Write) of 4 KiB at random sectors of the first GiB:
+// the daemon's side of big_table.sh's fio jobs, without FUSE and with the
+// images in the page cache.
+void BM_BigTableEngineIo(benchmark::State& state) {
+  const size_t remaps = static_cast<size_t>(state.range(0));
+  const bool write = state.range(1) != 0;
+  Engine* engine = EveryOtherEngine(remaps);
+  const std::vector<uint64_t> sectors = RandomSectors(ImageSectors(remaps) / 8, 8);
+  std::vector<char> buf(kBigSectorSize, 'x');
+  size_t i = 0;
+  for (auto _ : state) {
+    const uint64_t offset = sectors[i] * kBigSectorSize;
+    Status s = write ? engine->Write(offset, buf.size(), buf.data()) : engine->Read(offset, buf.size(), buf.data());
+    if (!s.ok()) Die("engine I/O", s);
+    if (++i == sectors.size()) i = 0;
+  }
+}
+BENCHMARK(BM_BigTableEngineIo)->ArgNames({"remaps", "write"})->ArgsProduct({{0, 1'000'000}, {0, 1}});
+
+// Engine::Open of a set with `remaps` (every other sector), after a clean
+// shutdown; of 512-byte sectors, for a SPARE of 10M slots that is 5 GB
+// rather than 40 (CreateSet reserves it). Counters: the time of MetaStore's read of
+// the rows alone (sqlite_s), LoadTable's (load_s, with the slot allocator's
+// part), and the table's bytes per remap.
+void BM_BigTableOpen(benchmark::State& state) {
+  const size_t remaps = static_cast<size_t>(state.range(0));
+  double apply = 0, close = 0;
+  const std::unique_ptr<BigSet> set =
+      MakeSet(kSectorSize, ImageSectors(remaps), EveryOtherSector(remaps), &apply, &close);
+  double sqlite_s = 0, load_s = 0, bytes = 0;
+  for (auto _ : state) {
+    std::unique_ptr<MetaStore> meta;
+    Status s = MetaStore::Open(set->paths.db, /*read_only=*/true, &meta);
+    auto t = Clock::now();
+    size_t rows = 0;
+    if (s.ok()) s = meta->LoadSectors([&rows](uint64_t, uint32_t) { ++rows; });
+    sqlite_s = SecondsSince(t);
+    {
+      RemapTable table;
+      SlotAllocator alloc(meta->info().slot_count);
+      std::vector<std::string> problems;
+      t = Clock::now();
+      if (s.ok()) s = LoadTable(meta.get(), &table, &alloc, &problems);
+      load_s = SecondsSince(t);
+    }
+    meta.reset();
+    if (!s.ok() || rows != remaps) Die("read the rows", s);
+    std::unique_ptr<Engine> engine;
+    t = Clock::now();
+    s = Engine::Open(set->paths, EngineOptions{}, &engine);
+    state.SetIterationTime(SecondsSince(t));
+    if (!s.ok()) Die("Engine::Open", s);
+    bytes = static_cast<double>(engine->GetHealth().table_bytes);
+    s = engine->Close();
+    if (!s.ok()) Die("Engine::Close", s);
+  }
+  state.counters["sqlite_s"] = sqlite_s;
+  state.counters["load_s"] = load_s;
+  state.counters["B/remap"] = bytes / static_cast<double>(remaps);
+}
+BENCHMARK(BM_BigTableOpen)
+    ->ArgName("remaps")
+    ->Arg(1'000'000)
+    ->Arg(10'000'000)
+    ->UseManualTime()
+    ->Iterations(2)
+    ->Unit(benchmark::kMillisecond);
+
+// ---------------------------------------------------------------------------
 // The summary: the console table as usual, then the headline figures.
 
 class SummaryReporter : public benchmark::ConsoleReporter {
@@ -470,6 +656,30 @@ class SummaryReporter : public benchmark::ConsoleReporter {
     Line("Engine::Open, 2^32-2 slots, 1000 used", "BM_HugeSpareOpen", [](const Result& r) {
       return Fmt("%.3f s (engine RSS %.1f MB)", r.seconds, r.counters.at("RSS_MB").value);
     });
+    std::printf("\n== a big table (every other sector remapped, 4096-byte sectors, I/O over the first eighth) ==\n");
+    for (const char* n : {"1000000", "10000000"}) {
+      Line(Fmt("load %s remaps in sector order", n).c_str(), Fmt("BM_BigTableLoad/remaps:%s", n), [](const Result& r) {
+        return Fmt("%.3f s, %.2f B/remap", r.seconds, r.counters.at("B/entry").value);
+      });
+    }
+    for (const char* n : {"0", "1000000", "10000000"}) {
+      Line(Fmt("4 KiB range lookup, %s remaps", n).c_str(), Fmt("BM_BigTableRange/remaps:%s/whole:0", n), Nanos);
+      Line("  over the whole image", Fmt("BM_BigTableRange/remaps:%s/whole:1", n), Nanos);
+    }
+    for (const char* op : {"read", "write"}) {
+      const std::string w = op[0] == 'w' ? "1" : "0";
+      auto empty = results_.find("BM_BigTableEngineIo/remaps:0/write:" + w);
+      auto big = results_.find("BM_BigTableEngineIo/remaps:1000000/write:" + w);
+      if (empty == results_.end() || big == results_.end()) continue;
+      std::printf("%-38s %.0f ns empty, %.0f ns with 1M remaps: %.2fx\n", Fmt("Engine 4 KiB %s:", op).c_str(),
+                  empty->second.seconds * 1e9, big->second.seconds * 1e9, empty->second.seconds / big->second.seconds);
+    }
+    for (const char* n : {"1000000", "10000000"}) {
+      Line(Fmt("Engine::Open, %s remaps", n).c_str(), Fmt("BM_BigTableOpen/remaps:%s", n), [](const Result& r) {
+        return Fmt("%.2f s (rows from SQLite %.2f s, LoadTable %.2f s), table %.2f B/remap", r.seconds,
+                   r.counters.at("sqlite_s").value, r.counters.at("load_s").value, r.counters.at("B/remap").value);
+      });
+    }
   }
 
  private:
