@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <ctime>
 #include <string_view>
 
@@ -90,6 +91,8 @@ void OnInit(void* userdata, fuse_conn_info* conn) {
   // instead of as a truncate to 0.
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // every write reaches the engine
+  conn->max_background = Filesystem::kMaxBackground;
+  conn->congestion_threshold = Filesystem::kMaxBackground * 3 / 4;
 }
 
 void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -144,45 +147,111 @@ void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fuse_reply_open(req, fi);
 }
 
+}  // namespace
+
+// Replies exactly once, in Done, from whichever thread completes the
+// request; holds the gate from Start until then.
+class Filesystem::IoRequest final : public Engine::IoDone {
+ public:
+  enum Kind { kRead, kWrite };
+
+  // Passes the gate and hands the request to the engine; `data`: a write's
+  // bytes, which are copied when the engine may answer after the handler
+  // returned.
+  static void Start(Filesystem* fs, fuse_req_t req, Kind kind, off_t off, size_t n, const char* data) {
+    if (!fs->gate().Enter()) {
+      fuse_reply_err(req, EIO);
+      return;
+    }
+    IoRequest* io = fs->TakeIoRequest();
+    char* buf = io ? io->buffer_.Get(std::max<size_t>(n, 1)) : nullptr;
+    if (buf == nullptr) {
+      if (io) fs->GiveBack(io);
+      fs->gate().Leave();
+      fuse_reply_err(req, ENOMEM);
+      return;
+    }
+    io->fs_ = fs;
+    io->req_ = req;
+    io->kind_ = kind;
+    io->n_ = n;
+    Engine* engine = fs->engine();
+    try {
+      if (kind == kRead) {
+        engine->ReadAsync(off, n, buf, io);
+      } else if (engine->async()) {
+        std::memcpy(buf, data, n);
+        engine->WriteAsync(off, n, buf, io);
+      } else {
+        engine->WriteAsync(off, n, data, io);  // answered before this returns
+      }
+    } catch (const std::exception& e) {
+      // The engine throws before it takes the request (out of memory).
+      spdlog::error("{}: {}", kind == kRead ? "read" : "write", e.what());
+      io->Done(Status::IOError(e.what(), EIO));
+    }
+  }
+
+  void Done(Status s) override {
+    const int err = CheckStatus(s);
+    if (err != 0) {
+      fuse_reply_err(req_, err);
+    } else if (kind_ == kWrite) {
+      fuse_reply_write(req_, n_);
+    } else {
+      fuse_reply_buf(req_, buffer_.Get(std::max<size_t>(n_, 1)), n_);
+    }
+    Filesystem* fs = fs_;
+    fs->GiveBack(this);  // before the gate: a drained gate may end fs
+    fs->gate().Leave();
+  }
+
+ private:
+  Filesystem* fs_ = nullptr;
+  fuse_req_t req_ = nullptr;
+  Kind kind_ = kRead;
+  size_t n_ = 0;
+  AlignedBuffer buffer_;
+};
+
+Filesystem::IoRequest* Filesystem::TakeIoRequest() {
+  {
+    MutexLock lock(&pool_mu_);
+    if (!pool_.empty()) {
+      IoRequest* io = pool_.back().release();
+      pool_.pop_back();
+      return io;
+    }
+  }
+  return new (std::nothrow) IoRequest;
+}
+
+void Filesystem::GiveBack(IoRequest* io) {
+  std::unique_ptr<IoRequest> owned(io);
+  MutexLock lock(&pool_mu_);
+  if (pool_.size() < kPoolSize) pool_.push_back(std::move(owned));
+}
+
+Filesystem::~Filesystem() = default;
+
+namespace {
+
 void OnRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*) {
   Filesystem* fs = Fs(req);
-  thread_local AlignedBuffer buffer;
-  GateHold hold(fs->gate());
-  if (!hold) {
-    fuse_reply_err(req, EIO);
-    return;
-  }
   const uint64_t image = fs->engine()->size();
   const size_t n = static_cast<uint64_t>(off) >= image ? 0 : std::min<uint64_t>(size, image - off);
-  char* buf = buffer.Get(std::max<size_t>(n, 1));
-  int err = buf ? 0 : ENOMEM;
-  if (err == 0) err = Guard("read", [&] { return CheckStatus(fs->engine()->Read(off, n, buf)); });
-  if (err != 0) {
-    fuse_reply_err(req, err);
-  } else {
-    fuse_reply_buf(req, buf, n);
-  }
+  Filesystem::IoRequest::Start(fs, req, Filesystem::IoRequest::kRead, off, n, nullptr);
 }
 
 void OnWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off, fuse_file_info*) {
   Filesystem* fs = Fs(req);
-  GateHold hold(fs->gate());
-  if (!hold) {
-    fuse_reply_err(req, EIO);
-    return;
-  }
   const uint64_t image = fs->engine()->size();
   if (static_cast<uint64_t>(off) >= image && size > 0) {
     fuse_reply_err(req, ENOSPC);  // past the end of the disk
     return;
   }
   const size_t n = std::min<uint64_t>(size, image - off);
-  int err = Guard("write", [&] { return CheckStatus(fs->engine()->Write(off, n, data)); });
-  if (err != 0) {
-    fuse_reply_err(req, err);
-  } else {
-    fuse_reply_write(req, n);
-  }
+  Filesystem::IoRequest::Start(fs, req, Filesystem::IoRequest::kWrite, off, n, data);
 }
 
 // fsync and close-time flush both make every acknowledged write durable.

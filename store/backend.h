@@ -43,6 +43,15 @@ class Backend {
   // Stamps the image as set `uuid`'s MAIN (empty: removes the stamp).
   // REQUIRES: Identify said it is stampable.
   virtual Status Stamp(const std::string& uuid) = 0;
+  // Where the image takes asynchronous I/O (io_ring.h): its descriptor, and
+  // the alignment every offset, length and buffer of such I/O needs. fd -1:
+  // none (the page cache, a memory image, or fault rules that must see each
+  // request). Decided per request: fault rules come and go.
+  struct Direct {
+    int fd = -1;
+    size_t align = 0;
+  };
+  virtual Direct direct() { return {}; }
   // Gives a regular file all its blocks, so that no later write of it can
   // fail for want of space on its filesystem; nothing for a block device.
   virtual Status Reserve() = 0;

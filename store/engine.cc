@@ -15,6 +15,9 @@ namespace remapfs {
 namespace {
 
 constexpr int kRegionShift = 20;  // 1 MiB regions
+// Entries of the submission queue: more than FUSE keeps in flight (its
+// background requests, Filesystem's max_background, plus the workers).
+constexpr unsigned kRingDepth = 256;
 using Clock = std::chrono::steady_clock;
 
 int64_t NowUs() {
@@ -48,9 +51,9 @@ class SCOPED_CAPABILITY Engine::RegionGuard {
     for (size_t i = 0; i < stripes_.size(); ++i) {
       if (!held_[i]) continue;
       if (exclusive_) {
-        stripes_[i].unlock();
+        stripes_[i].Unlock();
       } else {
-        stripes_[i].unlock_shared();
+        stripes_[i].UnlockShared();
       }
     }
   }
@@ -70,14 +73,14 @@ class SCOPED_CAPABILITY Engine::RegionGuard {
     for (size_t i = 0; i < stripes_.size(); ++i) {
       if (!held_[i]) continue;
       if (exclusive_) {
-        stripes_[i].lock();
+        stripes_[i].Lock();
       } else {
-        stripes_[i].lock_shared();
+        stripes_[i].LockShared();
       }
     }
   }
 
-  std::array<std::shared_mutex, 256>& stripes_;
+  std::array<HandoffSharedMutex, 256>& stripes_;
   const bool exclusive_;
   std::bitset<256> held_;
 };
@@ -229,6 +232,13 @@ Status Engine::LoadState(MetaStore* meta, const std::string& db, std::vector<Inv
 
 void Engine::Start(std::unique_ptr<MetaStore> meta, std::unique_ptr<Backend> main, std::unique_ptr<Backend> spare) {
   const uint32_t ss = info_.sector_size;
+  if (main->direct().fd >= 0 || spare->direct().fd >= 0) {
+    Status s = IoRing::Open(kRingDepth, &ring_);
+    if (!s.ok()) {
+      spdlog::warn("no asynchronous I/O ({}): each request keeps a worker thread while it is at the disk",
+                   s.ToString());
+    }
+  }
   main_ = std::make_unique<FaultyBackend>(std::move(main), Device::kMain, ss, 0, rules_);
   spare_ = std::make_unique<FaultyBackend>(std::move(spare), Device::kSpare, ss, kSpareHeaderSize, rules_);
   meta_ = std::move(meta);
@@ -265,6 +275,9 @@ Status Engine::Close() {
   // An Open that failed midway destroys its engine before the writer, the DB
   // and the images are in it: there is nothing to shut down.
   if (!writer_) return Status::OK();
+  // No request is in flight, but the ring's thread may still be leaving
+  // the last one: it ends before anything it uses is closed.
+  if (ring_) ring_->Stop();
   FlushItemLogs();  // no request runs any more: the storms' last summaries
   auto t = Clock::now();
   Status result = SyncData();
@@ -305,6 +318,7 @@ void Engine::AbandonForTest() {
   MutexLock close_lock(&close_mu_);
   if (closed_) return;
   closed_ = true;
+  if (ring_) ring_->Stop();
   writer_->Abandon();
   meta_.reset();
   main_.reset();
@@ -403,8 +417,13 @@ Status Engine::Read(uint64_t offset, size_t n, char* out) {
   counters_.Add(Counter::kReads);
   counters_.Add(Counter::kBytesRead, n);
   if (n == 0) return s;
-  const uint64_t ss = sector_size(), end = offset + n;
   RegionGuard guard(&regions_, offset, n, RegionGuard::Shared{});
+  return ReadRange(offset, n, out);
+}
+
+Status Engine::ReadRange(uint64_t offset, size_t n, char* out) {
+  Status s;
+  const uint64_t ss = sector_size(), end = offset + n;
   RunList list;
   RunsFor(offset, n, &list);
   for (const Run& r : list.runs) {
@@ -466,8 +485,13 @@ Status Engine::Write(uint64_t offset, size_t n, const char* data) {
   counters_.Add(Counter::kWrites);
   counters_.Add(Counter::kBytesWritten, n);
   if (n == 0) return s;
-  const uint64_t ss = sector_size(), end = offset + n;
   RegionGuard guard(&regions_, offset, n);
+  return WriteRange(offset, n, data);
+}
+
+Status Engine::WriteRange(uint64_t offset, size_t n, const char* data) {
+  Status s;
+  const uint64_t ss = sector_size(), end = offset + n;
   RunList list;
   RunsFor(offset, n, &list);
   for (const Run& r : list.runs) {
@@ -498,6 +522,89 @@ Status Engine::Write(uint64_t offset, size_t n, const char* data) {
     }
   }
   return s;
+}
+
+// An asynchronous request at the disk. It holds its regions from before
+// its runs are looked up until it is done, as Read and Write hold theirs.
+class Engine::AsyncOp final : public IoRing::Op {
+ public:
+  AsyncOp(Engine* engine, bool write, uint64_t offset, size_t n, char* buf, IoDone* done)
+      : engine_(engine), write_(write), offset_(offset), n_(n), buf_(buf), done_(done),
+        guard_(write ? std::make_unique<RegionGuard>(&engine->regions_, offset, n)
+                     : std::make_unique<RegionGuard>(&engine->regions_, offset, n, RegionGuard::Shared{})) {}
+
+  // The analysis cannot follow a guard on the heap; guard_ holds the regions.
+  void Complete(int result) override NO_THREAD_SAFETY_ANALYSIS {
+    Status s;
+    if (result < 0 || static_cast<size_t>(result) != n_) {
+      // Again, synchronously: Read and Write's handling of what fails
+      // (retries, pending sectors, remaps) and their counting of it.
+      s = write_ ? engine_->WriteRange(offset_, n_, buf_) : engine_->ReadRange(offset_, n_, buf_);
+    }
+    IoDone* done = done_;
+    delete this;  // releases the regions before the reply
+    done->Done(s);
+  }
+
+ private:
+  Engine* const engine_;
+  const bool write_;
+  const uint64_t offset_;
+  const size_t n_;
+  char* const buf_;
+  IoDone* const done_;
+  const std::unique_ptr<RegionGuard> guard_;
+};
+
+void Engine::ReadAsync(uint64_t offset, size_t n, char* out, IoDone* done) {
+  Status s = CheckRange(offset, n);
+  if (s.ok()) {
+    counters_.Add(Counter::kReads);
+    counters_.Add(Counter::kBytesRead, n);
+    if (n != 0 && StartAsync(false, offset, n, out, done)) return;
+    if (n != 0) {
+      RegionGuard guard(&regions_, offset, n, RegionGuard::Shared{});
+      s = ReadRange(offset, n, out);
+    }
+  }
+  done->Done(s);
+}
+
+void Engine::WriteAsync(uint64_t offset, size_t n, const char* data, IoDone* done) {
+  Status s = CheckRange(offset, n);
+  if (s.ok()) {
+    counters_.Add(Counter::kWrites);
+    counters_.Add(Counter::kBytesWritten, n);
+    if (n != 0 && StartAsync(true, offset, n, const_cast<char*>(data), done)) return;
+    if (n != 0) {
+      RegionGuard guard(&regions_, offset, n);
+      s = WriteRange(offset, n, data);
+    }
+  }
+  done->Done(s);
+}
+
+// The analysis cannot follow the AsyncOp's guard on the heap, which holds
+// the regions for RunsFor.
+bool Engine::StartAsync(bool write, uint64_t offset, size_t n, char* buf, IoDone* done) NO_THREAD_SAFETY_ANALYSIS {
+  if (!ring_ || reinterpret_cast<uintptr_t>(buf) % AlignedBuffer::kAlign != 0) return false;
+  auto op = std::make_unique<AsyncOp>(this, write, offset, n, buf, done);
+  RunList list;
+  RunsFor(offset, n, &list);
+  const Run& r = list.runs.front();
+  if (list.runs.size() != 1 || r.kind == Run::kPending) return false;
+  const uint64_t ss = sector_size();
+  // A partial sector of a slot is a read-modify-write (WriteSlotRun).
+  if (r.kind == Run::kSlot && write && (offset % ss != 0 || n % ss != 0)) return false;
+  const uint64_t at = r.kind == Run::kMain ? offset : SlotOffset(r.slot, ss) + (offset - r.first * ss);
+  const Backend::Direct d = (r.kind == Run::kMain ? main_ : spare_)->direct();
+  if (d.fd < 0 || d.align > AlignedBuffer::kAlign || at % d.align != 0 || n % d.align != 0) return false;
+  if (write) {
+    ring_->Write(d.fd, buf, n, at, op.release());
+  } else {
+    ring_->Read(d.fd, buf, n, at, op.release());
+  }
+  return true;
 }
 
 // A write to MAIN failed with a media error: write sector by sector and

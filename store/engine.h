@@ -21,7 +21,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -29,6 +28,7 @@
 #include "store/changes.h"
 #include "store/fault.h"
 #include "store/health.h"
+#include "store/io_ring.h"
 #include "store/log_limiter.h"
 #include "store/meta_store.h"
 #include "store/metadata_writer.h"
@@ -105,6 +105,27 @@ class Engine {
   // REQUIRES for I/O: offset + n <= size().
   Status Read(uint64_t offset, size_t n, char* out) EXCLUDES(table_mu_);
   Status Write(uint64_t offset, size_t n, const char* data) EXCLUDES(table_mu_);
+
+  // Read and Write that need not block the caller. `done->Done(status)` is
+  // called exactly once: from the ring's thread for a request that went to
+  // the disk asynchronously, else from the calling thread before the call
+  // returns. A request goes asynchronously when there is a ring (images
+  // opened O_DIRECT), it is one run of MAIN or of slots aligned for direct
+  // I/O, its buffer is aligned (AlignedBuffer::kAlign), and no fault rule
+  // is set; a failed asynchronous I/O is done again as Read or Write do it
+  // (retries, pending sectors, remaps), on the ring's thread. The buffer
+  // must stay valid until Done. The request holds its regions until Done.
+  class IoDone {
+   public:
+    virtual void Done(Status s) = 0;
+
+   protected:
+    ~IoDone() = default;
+  };
+  void ReadAsync(uint64_t offset, size_t n, char* out, IoDone* done) EXCLUDES(table_mu_);
+  void WriteAsync(uint64_t offset, size_t n, const char* data, IoDone* done) EXCLUDES(table_mu_);
+  // Whether ReadAsync and WriteAsync can go asynchronously at all.
+  bool async() const { return ring_ != nullptr; }
   // Makes every acknowledged write and table change durable (DESIGN.md,
   // durability 2).
   Status Flush();
@@ -135,6 +156,7 @@ class Engine {
   class RegionGuard;
   struct Run;
   struct RunList;
+  class AsyncOp;
 
   Engine(const SetInfo& info, const EngineOptions& options);
   // Open's steps: load the table, fault rules and counters from the DB
@@ -148,7 +170,7 @@ class Engine {
   // The region stripes, which to the analysis are one lock (see RegionGuard):
   // a function that needs its regions locked REQUIRES regions_.
   struct CAPABILITY("region locks") Regions {
-    std::array<std::shared_mutex, 256> stripes;
+    std::array<HandoffSharedMutex, 256> stripes;  // released by AsyncOp's thread too
   };
 
   // The sector's entry, and whether `change` may be made to it. The caller
@@ -160,6 +182,13 @@ class Engine {
   // REQUIRES: *list is empty.
   void RunsFor(uint64_t offset, size_t n, RunList* list) const REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
   Status SyncData();
+
+  // Read and Write after the range check and the counters.
+  Status ReadRange(uint64_t offset, size_t n, char* out) EXCLUDES(table_mu_);
+  Status WriteRange(uint64_t offset, size_t n, const char* data) EXCLUDES(table_mu_);
+  // ReadAsync and WriteAsync after the range check and the counters: false
+  // when the request must be done synchronously.
+  bool StartAsync(bool write, uint64_t offset, size_t n, char* buf, IoDone* done) EXCLUDES(table_mu_);
 
   Status ReadMainSlow(uint64_t begin, uint64_t end, char* out) REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
   Status WriteMainSlow(uint64_t begin, uint64_t end, const char* data) REQUIRES(regions_) EXCLUDES(table_mu_);
@@ -203,6 +232,8 @@ class Engine {
   uint64_t pending_count_ GUARDED_BY(table_mu_) = 0;
 
   std::unique_ptr<MetaWriter> writer_;
+  // Present when an image is opened O_DIRECT and the kernel has io_uring.
+  std::unique_ptr<IoRing> ring_;
   Mutex close_mu_;
   bool closed_ GUARDED_BY(close_mu_) = false;
 };

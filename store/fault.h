@@ -72,6 +72,7 @@ class FaultRules {
   bool Remove(uint64_t id) EXCLUDES(mu_);
   void Clear() EXCLUDES(mu_);
   std::vector<FaultRule> List() const EXCLUDES(mu_);
+  bool empty() const { return empty_.load(std::memory_order_acquire); }
 
   struct Effect {
     bool fail = false;
@@ -112,6 +113,9 @@ class FaultyBackend final : public Backend {
   Status Identify(ImageIdentity* id) override { return base_->Identify(id); }
   Status Stamp(const std::string& uuid) override { return base_->Stamp(uuid); }
   Status Reserve() override { return base_->Reserve(); }
+  // The base's, while no rule is set: a request that bypasses ReadAt and
+  // WriteAt must have no rule to apply.
+  Direct direct() override { return rules_->empty() ? base_->direct() : Direct{}; }
 
  private:
   Status Apply(FaultOp op, uint64_t offset, size_t n);

@@ -116,4 +116,47 @@ class CondVar {
   std::condition_variable cv_;
 };
 
+// A shared/exclusive lock that any thread may release, unlike
+// std::shared_mutex, whose owner must: an asynchronous request takes it in
+// the thread that submits the I/O and releases it in the one that completes
+// it. Readers are preferred, as with glibc's default rwlock.
+class HandoffSharedMutex {
+ public:
+  HandoffSharedMutex() = default;
+  HandoffSharedMutex(const HandoffSharedMutex&) = delete;
+  HandoffSharedMutex& operator=(const HandoffSharedMutex&) = delete;
+
+  void Lock() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (writer_ || readers_ != 0) cv_.wait(lock);
+    writer_ = true;
+  }
+  void Unlock() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writer_ = false;
+    }
+    cv_.notify_all();
+  }
+  void LockShared() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (writer_) cv_.wait(lock);
+    ++readers_;
+  }
+  void UnlockShared() {
+    bool last;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last = --readers_ == 0;
+    }
+    if (last) cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int readers_ = 0;
+  bool writer_ = false;
+};
+
 }  // namespace remapfs

@@ -94,6 +94,8 @@ class PosixBackend final : public Backend {
   Status Identify(ImageIdentity* id) override { return IdentifyFd(fd_, path_, id); }
   Status Stamp(const std::string& uuid) override { return StampFd(fd_, path_, uuid); }
 
+  Direct direct() override { return direct_ ? Direct{fd_, block_} : Direct{}; }
+
   Status Reserve() override {
     struct stat st;
     if (::fstat(fd_, &st) != 0) return Status::FromErrno("stat " + path_, errno);

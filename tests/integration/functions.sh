@@ -693,32 +693,42 @@ _umount_fs() {
   timeout 20 umount "$1" 2>/dev/null || umount -l "$1"
 }
 
-# failing_fs DIR SIZE: a real filesystem on a disk whose writes fail while a
-# trigger file exists, for failures that belong to the kernel (writeback
-# errors): nbdkit's memory plugin behind its error filter, exposed as a file
-# by nbdfuse, a loop device on that file (direct I/O, so errors are not
-# absorbed by a second page cache), and ext4 on it, mounted at DIR/fs.
-# `touch DIR/fail` makes every write of the disk fail with EIO; removing it
-# heals the disk. Call it in the test's shell (not in $(...)): nbdfuse runs
-# in the background. Teardown: the filesystem (lazily while a daemon still
-# holds a file there), the loop device, then nbdfuse.
-failing_fs() {
-  local dir=$1 size=$2 dev
+# failing_disk DIR SIZE: a real disk that fails on demand, for failures that
+# belong to the kernel and the device: nbdkit's memory plugin behind its
+# error filter, exposed as a file by nbdfuse, and a loop device on that file
+# (direct I/O, so errors are not absorbed by a second page cache), left in
+# $DISK. While DIR/fail exists every write fails with EIO, while
+# DIR/fail-read exists every read; removing the file heals the disk. Call it
+# in the test's shell (not in $(...)): nbdfuse runs in the background.
+# Teardown: the loop device, then nbdfuse (after what sits on them).
+failing_disk() {
+  local dir=$1 size=$2
   requires nbdkit --version
   requires nbdfuse --version
-  requires mkfs.ext4 -V
-  mkdir -p "$dir/nbd" "$dir/fs"
+  mkdir -p "$dir/nbd"
   # Not a start_bg job: it exits when its mount is unmounted, after what
   # sits on it.
   nbdfuse -P "$dir/nbdfuse.pid" "$dir/nbd/disk" [ nbdkit --filter=error memory "$size" \
-    error-pwrite=EIO error-pwrite-rate=100% error-pwrite-file="$dir/fail" ] &
+    error-pwrite=EIO error-pwrite-rate=100% error-pwrite-file="$dir/fail" \
+    error-pread=EIO error-pread-rate=100% error-pread-file="$dir/fail-read" ] &
   cleanup_fn _umount_fuse "$dir/nbd"
   wait_until 10 test -s "$dir/nbdfuse.pid" || true
   [[ -f $dir/nbd/disk ]] || fail "nbdfuse did not expose $dir/nbd/disk"
-  dev=$(attach_loop "$dir/nbd/disk" --direct-io=on)
-  must mkfs.ext4 -q -F "$dev" >/dev/null
-  mount_fs "$dev" "$dir/fs" -o errors=continue
-  log "failing disk: ext4 at $dir/fs on $dev (nbdkit error filter, trigger $dir/fail)"
+  DISK=$(attach_loop "$dir/nbd/disk" --direct-io=on)
+  log "failing disk: $DISK (nbdkit error filter, triggers $dir/fail and $dir/fail-read)"
+}
+
+# failing_fs DIR SIZE: ext4 on a failing_disk, mounted at DIR/fs, for
+# writeback errors. Teardown: the filesystem (lazily while a daemon still
+# holds a file there), then the disk.
+failing_fs() {
+  local dir=$1 size=$2
+  requires mkfs.ext4 -V
+  failing_disk "$dir" "$size"
+  mkdir -p "$dir/fs"
+  must mkfs.ext4 -q -F "$DISK" >/dev/null
+  mount_fs "$DISK" "$dir/fs" -o errors=continue
+  log "failing filesystem: ext4 at $dir/fs on $DISK"
 }
 
 _umount_fuse() {
