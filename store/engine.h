@@ -183,9 +183,10 @@ class Engine {
   void RunsFor(uint64_t offset, size_t n, RunList* list) const REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
   Status SyncData();
 
-  // Read and Write after the range check and the counters.
-  Status ReadRange(uint64_t offset, size_t n, char* out) EXCLUDES(table_mu_);
-  Status WriteRange(uint64_t offset, size_t n, const char* data) EXCLUDES(table_mu_);
+  // Read and Write after the range check and the counters, under the
+  // request's regions. REQUIRES: n > 0.
+  Status ReadRange(uint64_t offset, size_t n, char* out) REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
+  Status WriteRange(uint64_t offset, size_t n, const char* data) REQUIRES(regions_) EXCLUDES(table_mu_);
   // ReadAsync and WriteAsync after the range check and the counters: false
   // when the request must be done synchronously.
   bool StartAsync(bool write, uint64_t offset, size_t n, char* buf, IoDone* done) EXCLUDES(table_mu_);
