@@ -55,6 +55,8 @@ loops=() mounts=() nbdfuse_pid="" nbdkit_pidfile=$dir/nbdkit.pid
 # nbdkit (nbdfuse talks to it until its unmount), then the files.
 cleanup() {
   local l m i
+  # A second Ctrl-C must not cut the teardown short.
+  trap '' INT TERM HUP
   for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
   for m in "${mounts[@]}"; do
     mountpoint -q "$m" || continue
