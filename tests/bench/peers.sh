@@ -24,7 +24,7 @@ json=${JSON:-}
 while (($#)); do
   case $1 in
     --json) json=${2:?--json needs a FILE}; shift 2 ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) build=$1; shift ;;
   esac
 done
