@@ -217,8 +217,10 @@ class PosixEnv final : public Env {
 }  // namespace
 
 Status SyncParentDir(const std::string& path) {
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
+  // Not `dir = "."` after the fact: gcc 12 at -O3 takes that assignment for
+  // an overlapping copy (-Wrestrict, GCC bug 105329).
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::string dir = parent.empty() ? std::string(".") : parent.string();
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno("open directory " + dir, errno);
   Status s;
