@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <bitset>
 #include <cerrno>
 #include <cstring>
 #include <memory_resource>
@@ -14,7 +13,7 @@ namespace remapfs {
 
 namespace {
 
-constexpr int kRegionShift = 20;  // 1 MiB regions
+constexpr int kRegionShift = 16;  // 64 KiB regions
 // Entries of the submission queue: more than FUSE keeps in flight (its
 // background requests, Filesystem's max_background, plus the workers).
 constexpr unsigned kRingDepth = 256;
@@ -48,14 +47,7 @@ class SCOPED_CAPABILITY Engine::RegionGuard {
   RegionGuard(Regions* regions, uint64_t offset, uint64_t n, Shared) ACQUIRE_SHARED(regions)
       : RegionGuard(regions, offset, n, /*exclusive=*/false) {}
   ~RegionGuard() RELEASE() NO_THREAD_SAFETY_ANALYSIS {
-    for (size_t i = 0; i < stripes_.size(); ++i) {
-      if (!held_[i]) continue;
-      if (exclusive_) {
-        stripes_[i].Unlock();
-      } else {
-        stripes_[i].UnlockShared();
-      }
-    }
+    ForEachStripe([&](HandoffSharedMutex& m) { exclusive_ ? m.Unlock() : m.UnlockShared(); });
   }
   RegionGuard(const RegionGuard&) = delete;
   RegionGuard& operator=(const RegionGuard&) = delete;
@@ -65,24 +57,31 @@ class SCOPED_CAPABILITY Engine::RegionGuard {
       : stripes_(regions->stripes), exclusive_(exclusive) {
     const uint64_t first = offset >> kRegionShift;
     const uint64_t last = (offset + (n == 0 ? 1 : n) - 1) >> kRegionShift;
-    if (last - first + 1 >= stripes_.size()) {
-      held_.set();
+    if (last - first + 1 >= kStripes) {
+      lo_ = 0;
+      hi_ = kStripes - 1;
     } else {
-      for (uint64_t r = first; r <= last; ++r) held_.set(r % stripes_.size());
+      lo_ = first % kStripes;
+      hi_ = last % kStripes;  // below lo_ when the range wraps around
     }
-    for (size_t i = 0; i < stripes_.size(); ++i) {
-      if (!held_[i]) continue;
-      if (exclusive_) {
-        stripes_[i].Lock();
-      } else {
-        stripes_[i].LockShared();
-      }
+    ForEachStripe([&](HandoffSharedMutex& m) { exclusive_ ? m.Lock() : m.LockShared(); });
+  }
+
+  // The stripes held, in ascending order (a wrapped range is [0, hi_] and
+  // [lo_, kStripes)), so that no two requests wait on each other.
+  template <typename Fn>
+  void ForEachStripe(Fn fn) {
+    if (lo_ <= hi_) {
+      for (size_t i = lo_; i <= hi_; ++i) fn(stripes_[i]);
+    } else {
+      for (size_t i = 0; i <= hi_; ++i) fn(stripes_[i]);
+      for (size_t i = lo_; i < kStripes; ++i) fn(stripes_[i]);
     }
   }
 
-  std::array<HandoffSharedMutex, 256>& stripes_;
+  std::array<HandoffSharedMutex, kStripes>& stripes_;
   const bool exclusive_;
-  std::bitset<256> held_;
+  size_t lo_, hi_;
 };
 
 // A maximal stretch of sectors served the same way: from MAIN, from
