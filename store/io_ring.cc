@@ -47,7 +47,10 @@ void IoRing::Submit(bool write, int fd, char* buf, size_t n, uint64_t offset, Op
     io_uring_prep_read(sqe, fd, buf, static_cast<unsigned>(n), offset);
   }
   io_uring_sqe_set_data(sqe, op);
-  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  // Release: what the submitter wrote (the op, the data) is visible to the
+  // completion thread, which acquires the count before Complete (the op
+  // travels through the kernel, where no tool sees that it was handed over).
+  in_flight_.fetch_add(1, std::memory_order_release);
   SubmitQueued();
 }
 
@@ -83,6 +86,7 @@ void IoRing::Reap() {
     const int res = cqe->res;
     io_uring_cqe_seen(&ring_, cqe);
     if (op == nullptr) return;
+    in_flight_.load(std::memory_order_acquire);
     op->Complete(res);
     if (in_flight_.fetch_sub(1, std::memory_order_acq_rel) == 1) in_flight_.notify_all();
   }
