@@ -12,10 +12,10 @@ Status IoRing::Open(unsigned depth, std::unique_ptr<IoRing>* result) {
   std::unique_ptr<IoRing> r(new IoRing);
   // Completions never outrun the queue: the kernel keeps overflowing ones
   // (IORING_FEAT_NODROP, Linux 5.5) instead of dropping them.
-  // Completions are run when a submitter next enters the kernel, not by
-  // interrupting it (Linux 5.19; older kernels take the ring without).
-  int err = io_uring_queue_init(depth, &r->ring_, IORING_SETUP_COOP_TASKRUN);
-  if (err == -EINVAL) err = io_uring_queue_init(depth, &r->ring_, 0);
+  // Not IORING_SETUP_COOP_TASKRUN: a completion is posted by its submitter,
+  // a worker that sleeps in read(/dev/fuse) until FUSE's next request, which
+  // at queue depth 1 waits for this very completion.
+  const int err = io_uring_queue_init(depth, &r->ring_, 0);
   if (err < 0) return Status::FromErrno("io_uring_queue_init", -err);
   if (!(r->ring_.features & IORING_FEAT_NODROP)) {
     io_uring_queue_exit(&r->ring_);
