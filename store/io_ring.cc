@@ -1,110 +1,172 @@
 #include "store/io_ring.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 
 namespace remapfs {
+namespace {
+
+// The user data of the ring's own read of its eventfd.
+void* const kWakeTag = reinterpret_cast<void*>(uintptr_t{1});
+
+[[noreturn]] void Fatal(const char* what, int err) {
+  // Requests in flight could never complete: only a restart resolves that
+  // (the set is crash-consistent).
+  spdlog::critical("{}: {}", what, std::strerror(err));
+  std::abort();
+}
+
+}  // namespace
 
 Status IoRing::Open(unsigned depth, std::unique_ptr<IoRing>* result) {
   std::unique_ptr<IoRing> r(new IoRing);
-  // Completions never outrun the queue: the kernel keeps overflowing ones
-  // (IORING_FEAT_NODROP, Linux 5.5) instead of dropping them.
-  // Not IORING_SETUP_COOP_TASKRUN: a completion is posted by its submitter,
-  // a worker that sleeps in read(/dev/fuse) until FUSE's next request, which
-  // at queue depth 1 waits for this very completion.
-  const int err = io_uring_queue_init(depth, &r->ring_, 0);
-  if (err < 0) return Status::FromErrno("io_uring_queue_init", -err);
-  if (!(r->ring_.features & IORING_FEAT_NODROP)) {
-    io_uring_queue_exit(&r->ring_);
-    return Status::IOError("io_uring without IORING_FEAT_NODROP (Linux < 5.5)", ENOSYS);
+  std::promise<Status> opened;
+  std::future<Status> status = opened.get_future();
+  r->thread_ = std::thread([ring = r.get(), depth, &opened] { ring->Main(depth, &opened); });
+  Status s = status.get();
+  if (!s.ok()) {
+    r->thread_.join();
+    return s;
   }
-  r->reaper_ = std::thread([ring = r.get()] { ring->Reap(); });
   *result = std::move(r);
   return Status::OK();
 }
 
-IoRing::~IoRing() {
-  Stop();
+void IoRing::Main(unsigned depth, std::promise<Status>* opened) {
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
+  if (wake_fd_ < 0) {
+    opened->set_value(Status::FromErrno("eventfd", errno));
+    return;
+  }
+  // This thread is the only submitter (Linux 6.1): the kernel then finishes
+  // completions only when it waits for them, in its own time, instead of
+  // interrupting it. Older kernels take the ring without.
+  int err = io_uring_queue_init(depth, &ring_, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+  if (err == -EINVAL) err = io_uring_queue_init(depth, &ring_, 0);
+  if (err < 0) {
+    ::close(wake_fd_);
+    opened->set_value(Status::FromErrno("io_uring_queue_init", -err));
+    return;
+  }
+  // Completions never outrun the queue: the kernel keeps overflowing ones
+  // (IORING_FEAT_NODROP, Linux 5.5) instead of dropping them.
+  if (!(ring_.features & IORING_FEAT_NODROP)) {
+    io_uring_queue_exit(&ring_);
+    ::close(wake_fd_);
+    opened->set_value(Status::IOError("io_uring without IORING_FEAT_NODROP (Linux < 5.5)", ENOSYS));
+    return;
+  }
+  opened->set_value(Status::OK());
+  Run();
   io_uring_queue_exit(&ring_);
+  ::close(wake_fd_);
 }
 
-void IoRing::Read(int fd, char* buf, size_t n, uint64_t offset, Op* op) { Submit(false, fd, buf, n, offset, op); }
+IoRing::~IoRing() { Stop(); }
+
+void IoRing::Read(int fd, char* buf, size_t n, uint64_t offset, Op* op) {
+  Enqueue(Request{false, fd, buf, n, offset, op});
+}
 
 void IoRing::Write(int fd, const char* buf, size_t n, uint64_t offset, Op* op) {
-  Submit(true, fd, const_cast<char*>(buf), n, offset, op);
+  Enqueue(Request{true, fd, const_cast<char*>(buf), n, offset, op});
 }
 
-void IoRing::Submit(bool write, int fd, char* buf, size_t n, uint64_t offset, Op* op) {
-  MutexLock lock(&mu_);
+void IoRing::Enqueue(const Request& r) {
+  bool wake;
+  {
+    MutexLock lock(&mu_);
+    queue_.push_back(r);
+    wake = waiting_;
+    waiting_ = false;
+  }
+  if (wake) Wake();
+}
+
+// Completes the ring's read of the eventfd (or, before it is queued, leaves
+// a count that completes it at once).
+void IoRing::Wake() {
+  const uint64_t one = 1;
+  while (::write(wake_fd_, &one, sizeof one) < 0) {
+    if (errno != EINTR) Fatal("write eventfd", errno);
+  }
+}
+
+io_uring_sqe* IoRing::NextSqe() {
   io_uring_sqe* sqe;
-  while ((sqe = io_uring_get_sqe(&ring_)) == nullptr) SubmitQueued();
-  if (write) {
-    io_uring_prep_write(sqe, fd, buf, static_cast<unsigned>(n), offset);
-  } else {
-    io_uring_prep_read(sqe, fd, buf, static_cast<unsigned>(n), offset);
-  }
-  io_uring_sqe_set_data(sqe, op);
-  // Release: what the submitter wrote (the op, the data) is visible to the
-  // completion thread, which acquires the count before Complete (the op
-  // travels through the kernel, where no tool sees that it was handed over).
-  in_flight_.fetch_add(1, std::memory_order_release);
-  SubmitQueued();
-}
-
-// The entries queued must reach the kernel: a request left in the queue
-// would never complete. EBUSY and EAGAIN pass as the completion thread
-// reaps; any other error leaves requests that cannot complete, which only a
-// restart resolves (the set is crash-consistent).
-void IoRing::SubmitQueued() {
-  for (;;) {
+  while ((sqe = io_uring_get_sqe(&ring_)) == nullptr) {
     const int r = io_uring_submit(&ring_);
-    if (r >= 0) return;
-    if (r == -EBUSY || r == -EAGAIN) {
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-    } else if (r != -EINTR) {
-      spdlog::critical("io_uring_submit: {}", std::strerror(-r));
-      std::abort();
-    }
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) Fatal("io_uring_submit", -r);
   }
+  return sqe;
 }
 
-// The completion thread: completes each request; a request without an op
-// (Stop's no-op) ends it.
-void IoRing::Reap() {
+// Each round: submit what was queued; wait for a completion if there is
+// nothing else to do (armed with a read of the eventfd, which Enqueue
+// completes); complete what finished.
+void IoRing::Run() {
+  std::vector<Request> batch;
+  uint64_t in_flight = 0;
+  bool wake_armed = false;
   for (;;) {
-    io_uring_cqe* cqe = nullptr;
-    const int err = io_uring_wait_cqe(&ring_, &cqe);
-    if (err == -EINTR || err == -EAGAIN) continue;
-    if (err < 0) {
-      spdlog::critical("io_uring_wait_cqe: {}", std::strerror(-err));
-      std::abort();  // requests in flight could never complete
+    bool wait;
+    {
+      MutexLock lock(&mu_);
+      batch.swap(queue_);
+      if (batch.empty() && stopping_ && in_flight == 0) return;
+      wait = batch.empty();
+      waiting_ = wait;
     }
-    Op* op = static_cast<Op*>(io_uring_cqe_get_data(cqe));
-    const int res = cqe->res;
-    io_uring_cqe_seen(&ring_, cqe);
-    if (op == nullptr) return;
-    in_flight_.load(std::memory_order_acquire);
-    op->Complete(res);
-    if (in_flight_.fetch_sub(1, std::memory_order_acq_rel) == 1) in_flight_.notify_all();
+    for (const Request& r : batch) {
+      io_uring_sqe* sqe = NextSqe();
+      if (r.write) {
+        io_uring_prep_write(sqe, r.fd, r.buf, static_cast<unsigned>(r.n), r.offset);
+      } else {
+        io_uring_prep_read(sqe, r.fd, r.buf, static_cast<unsigned>(r.n), r.offset);
+      }
+      io_uring_sqe_set_data(sqe, r.op);
+      ++in_flight;
+    }
+    batch.clear();
+    if (wait && !wake_armed) {
+      io_uring_sqe* sqe = NextSqe();
+      io_uring_prep_read(sqe, wake_fd_, &wake_value_, sizeof wake_value_, 0);
+      io_uring_sqe_set_data(sqe, kWakeTag);
+      wake_armed = true;
+    }
+    const int r = io_uring_submit_and_wait(&ring_, wait ? 1 : 0);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) Fatal("io_uring_submit_and_wait", -r);
+    unsigned head, seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++seen;
+      void* data = io_uring_cqe_get_data(cqe);
+      if (data == kWakeTag) {
+        wake_armed = false;
+      } else {
+        static_cast<Op*>(data)->Complete(cqe->res);
+        --in_flight;
+      }
+    }
+    io_uring_cq_advance(&ring_, seen);
   }
 }
 
 void IoRing::Stop() {
+  bool wake;
   {
     MutexLock lock(&mu_);
-    if (stopped_) return;
-    stopped_ = true;
-    for (uint64_t n; (n = in_flight_.load(std::memory_order_acquire)) != 0;) in_flight_.wait(n);
-    io_uring_sqe* sqe;
-    while ((sqe = io_uring_get_sqe(&ring_)) == nullptr) SubmitQueued();
-    io_uring_prep_nop(sqe);
-    io_uring_sqe_set_data(sqe, nullptr);
-    SubmitQueued();
+    if (stopping_) return;
+    stopping_ = true;
+    wake = waiting_;
+    waiting_ = false;
   }
-  reaper_.join();
+  if (wake) Wake();
+  if (thread_.joinable()) thread_.join();  // not when Open failed
 }
 
 }  // namespace remapfs

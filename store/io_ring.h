@@ -1,19 +1,23 @@
 // IoRing: asynchronous reads and writes through io_uring (liburing), so that
 // a daemon with a few worker threads keeps as many requests in flight at the
-// disk as the kernel sends it. Workers submit; one completion thread reaps
-// and calls each request's Op::Complete.
+// disk as the kernel sends it. The ring has one thread of its own, its only
+// submitter: workers queue requests and go back to FUSE; the thread submits
+// them, waits for completions and calls each request's Op::Complete. As the
+// submitter it is also where the kernel finishes each completion, so no
+// worker is woken for it.
 //
 // Thread-safety: Read, Write and Stop may be called from any thread; Complete
-// runs on the ring's own thread, one request at a time.
+// runs on the ring's thread, one request at a time.
 #pragma once
 
 #include <liburing.h>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "store/mutex.h"
 #include "store/status.h"
@@ -31,8 +35,8 @@ class IoRing {
     ~Op() = default;
   };
 
-  // A ring of `depth` submission entries and its completion thread. Fails
-  // where the kernel refuses io_uring (too old, or forbidden by seccomp or
+  // A ring of `depth` submission entries and its thread. Fails where the
+  // kernel refuses io_uring (too old, or forbidden by seccomp or
   // io_uring_disabled).
   static Status Open(unsigned depth, std::unique_ptr<IoRing>* result);
   ~IoRing();  // Stop()
@@ -45,23 +49,37 @@ class IoRing {
   void Read(int fd, char* buf, size_t n, uint64_t offset, Op* op) EXCLUDES(mu_);
   void Write(int fd, const char* buf, size_t n, uint64_t offset, Op* op) EXCLUDES(mu_);
 
-  // Waits until every submitted request has completed, then ends the
-  // completion thread. Idempotent.
+  // Waits until every request has completed, then ends the thread.
+  // Idempotent.
   void Stop() EXCLUDES(mu_);
 
  private:
+  struct Request {
+    bool write;
+    int fd;
+    char* buf;
+    size_t n;
+    uint64_t offset;
+    Op* op;
+  };
+
   IoRing() = default;
-  // Queues one entry (submitting what is queued when the queue is full).
-  void Submit(bool write, int fd, char* buf, size_t n, uint64_t offset, Op* op) EXCLUDES(mu_);
-  void SubmitQueued() REQUIRES(mu_);
-  void Reap();
+  void Enqueue(const Request& r) EXCLUDES(mu_);
+  // The ring's thread: sets the ring up (its submitter must be the thread
+  // that made it), reports how that went, then runs until stopped.
+  void Main(unsigned depth, std::promise<Status>* opened);
+  void Run() EXCLUDES(mu_);
+  io_uring_sqe* NextSqe();
+  void Wake();
 
   io_uring ring_{};
-  Mutex mu_;  // the submission queue
-  bool stopped_ GUARDED_BY(mu_) = false;
-  // Submitted and not yet completed; Stop waits on it (atomic wait).
-  std::atomic<uint64_t> in_flight_{0};
-  std::thread reaper_;
+  int wake_fd_ = -1;        // an eventfd: Enqueue's nudge to a waiting thread
+  uint64_t wake_value_ = 0;  // the buffer of the ring's read of wake_fd_
+  Mutex mu_;
+  std::vector<Request> queue_ GUARDED_BY(mu_);
+  bool waiting_ GUARDED_BY(mu_) = false;  // the thread waits for a completion
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::thread thread_;
 };
 
 }  // namespace remapfs
