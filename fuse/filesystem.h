@@ -6,7 +6,7 @@
 // Requests that reach the engine pass a RequestGate, so the ordered shutdown
 // can stop taking requests and wait for the ones in flight before it closes
 // the engine. Reads and writes may be answered later, from the engine's
-// completion thread (Engine::ReadAsync): they hold the gate until then.
+// ring's thread (Engine::ReadAsync): they hold the gate until then.
 #pragma once
 
 #define FUSE_USE_VERSION 34

@@ -77,19 +77,17 @@ void IoRing::Write(int fd, const char* buf, size_t n, uint64_t offset, Op* op) {
 }
 
 void IoRing::Enqueue(const Request& r) {
-  bool wake;
-  {
-    MutexLock lock(&mu_);
-    queue_.push_back(r);
-    wake = waiting_;
-    waiting_ = false;
-  }
-  if (wake) Wake();
+  MutexLock lock(&mu_);
+  queue_.push_back(r);
+  WakeIfWaiting();
 }
 
 // Completes the ring's read of the eventfd (or, before it is queued, leaves
-// a count that completes it at once).
-void IoRing::Wake() {
+// a count that completes it at once). Under mu_: the thread closes the
+// eventfd once it saw stopping_ under mu_, so it is open here.
+void IoRing::WakeIfWaiting() {
+  if (!waiting_) return;
+  waiting_ = false;
   const uint64_t one = 1;
   while (::write(wake_fd_, &one, sizeof one) < 0) {
     if (errno != EINTR) Fatal("write eventfd", errno);
@@ -157,15 +155,12 @@ void IoRing::Run() {
 }
 
 void IoRing::Stop() {
-  bool wake;
   {
     MutexLock lock(&mu_);
     if (stopping_) return;
     stopping_ = true;
-    wake = waiting_;
-    waiting_ = false;
+    WakeIfWaiting();
   }
-  if (wake) Wake();
   if (thread_.joinable()) thread_.join();  // not when Open failed
 }
 

@@ -70,7 +70,7 @@ class IoRing {
   void Main(unsigned depth, std::promise<Status>* opened);
   void Run() EXCLUDES(mu_);
   io_uring_sqe* NextSqe();
-  void Wake();
+  void WakeIfWaiting() REQUIRES(mu_);
 
   io_uring ring_{};
   int wake_fd_ = -1;        // an eventfd: Enqueue's nudge to a waiting thread
