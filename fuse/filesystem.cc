@@ -163,9 +163,12 @@ class Filesystem::IoRequest final : public Engine::IoDone {
       fuse_reply_err(req, EIO);
       return;
     }
+    Engine* engine = fs->engine();
+    // A write the engine answers before returning needs no copy of its bytes.
+    const bool needs_buffer = kind == kRead || engine->async();
     IoRequest* io = fs->TakeIoRequest();
-    char* buf = io ? io->buffer_.Get(std::max<size_t>(n, 1)) : nullptr;
-    if (buf == nullptr) {
+    char* buf = io && needs_buffer ? io->buffer_.Get(std::max<size_t>(n, 1)) : nullptr;
+    if (io == nullptr || (needs_buffer && buf == nullptr)) {
       if (io) fs->GiveBack(io);
       fs->gate().Leave();
       fuse_reply_err(req, ENOMEM);
@@ -175,7 +178,6 @@ class Filesystem::IoRequest final : public Engine::IoDone {
     io->req_ = req;
     io->kind_ = kind;
     io->n_ = n;
-    Engine* engine = fs->engine();
     try {
       if (kind == kRead) {
         engine->ReadAsync(off, n, buf, io);
