@@ -143,5 +143,19 @@ TEST_F(MetaStoreApplyTest, RandomMixMatchesOneByOne) {
   }
 }
 
+TEST_F(MetaStoreApplyTest, LoadSectorsHandsOverManyBatchesInOrder) {
+  // Rows reach the caller from another thread in batches of thousands: every
+  // row, once, in sector order, across many batches.
+  std::vector<Change> changes;
+  for (uint64_t i = 0; i < 100'000; ++i) {
+    changes.push_back(PutSector{i * 7 + 3, i % 11 == 0 ? kPendingSlot : static_cast<uint32_t>(i)});
+  }
+  Apply(changes);
+  std::vector<std::pair<uint64_t, uint32_t>> got;
+  ASSERT_TRUE(store_->LoadSectors([&](uint64_t sector, uint32_t slot) { got.emplace_back(sector, slot); }).ok());
+  const std::vector<std::pair<uint64_t, uint32_t>> expected(sectors_.begin(), sectors_.end());
+  EXPECT_EQ(got, expected);
+}
+
 }  // namespace
 }  // namespace remapfs
