@@ -44,7 +44,9 @@ remapfs options (-o):
   cache               let the kernel page-cache the exposed file (faster
                       re-reads; read faults are then seen only on cache misses).
                       Default: every read and write reaches remapfs
-  threads=N           FUSE worker threads, 1 to 64 (default 4)
+  threads=N           FUSE worker threads, 1 to 64 (default 4; 2 when MAIN
+                      or SPARE is opened O_DIRECT, where a worker only hands
+                      each request to the asynchronous I/O thread)
   commit_ms=N         commit table changes at least every N ms, 1 to 3600000
                       (default 1000)
   log=FILE            log to FILE (default: stderr with -f, syslog otherwise)
@@ -62,6 +64,11 @@ MOUNTPOINT`, `umount MOUNTPOINT`, SIGTERM or SIGINT.
 )";
 
 constexpr uint64_t kDefaultThreads = 4, kMaxThreads = 64;
+// With asynchronous I/O a worker is free again as soon as it has queued a
+// request, and each idle worker is one more to wake: two beat four by
+// 1.1-1.2x at queue depth 16 (tests/bench/peers.sh), and the second keeps
+// requests moving while the other waits for an fsync.
+constexpr uint64_t kDefaultAsyncThreads = 2;
 constexpr uint64_t kDefaultCommitMs = 1000, kMaxCommitMs = 3600 * 1000;  // an hour
 
 struct Options {
@@ -260,7 +267,7 @@ struct Plan {
   SetPaths paths;
   std::string mountpoint;
   FsConfig config;
-  uint64_t threads = kDefaultThreads;
+  uint64_t threads = 0;  // 0: the default, chosen once the set is open
   uint64_t commit_ms = kDefaultCommitMs;
 };
 
@@ -371,7 +378,8 @@ int Main(int argc, char** argv) {
   spdlog::info("mounted {} at {}/{} (spare {}, DB {})", paths.main, mountpoint, plan.config.file_name, paths.spare,
                paths.db);
   startup.Done();
-  const int rc = Daemon::Run(se, &fs, engine.get(), std::move(control), static_cast<int>(plan.threads));
+  const uint64_t threads = plan.threads ? plan.threads : engine->async() ? kDefaultAsyncThreads : kDefaultThreads;
+  const int rc = Daemon::Run(se, &fs, engine.get(), std::move(control), static_cast<int>(threads));
   fuse_opt_free_args(&args);
   spdlog::shutdown();
   // Workers left blocked in the kernel (if any) must not run destructors.
