@@ -556,37 +556,19 @@ class Engine::AsyncOp final : public IoRing::Op {
 };
 
 void Engine::ReadAsync(uint64_t offset, size_t n, char* out, IoDone* done) {
-  Status s = CheckRange(offset, n);
-  if (s.ok()) {
-    counters_.Add(Counter::kReads);
-    counters_.Add(Counter::kBytesRead, n);
-    if (n != 0 && StartAsync(false, offset, n, out, done)) return;
-    if (n != 0) {
-      RegionGuard guard(&regions_, offset, n, RegionGuard::Shared{});
-      s = ReadRange(offset, n, out);
-    }
-  }
-  done->Done(s);
+  if (!StartAsync(false, offset, n, out, done)) done->Done(Read(offset, n, out));
 }
 
 void Engine::WriteAsync(uint64_t offset, size_t n, const char* data, IoDone* done) {
-  Status s = CheckRange(offset, n);
-  if (s.ok()) {
-    counters_.Add(Counter::kWrites);
-    counters_.Add(Counter::kBytesWritten, n);
-    if (n != 0 && StartAsync(true, offset, n, const_cast<char*>(data), done)) return;
-    if (n != 0) {
-      RegionGuard guard(&regions_, offset, n);
-      s = WriteRange(offset, n, data);
-    }
-  }
-  done->Done(s);
+  if (!StartAsync(true, offset, n, const_cast<char*>(data), done)) done->Done(Write(offset, n, data));
 }
 
 // The analysis cannot follow the AsyncOp's guard on the heap, which holds
 // the regions for RunsFor.
 bool Engine::StartAsync(bool write, uint64_t offset, size_t n, char* buf, IoDone* done) NO_THREAD_SAFETY_ANALYSIS {
-  if (!ring_ || reinterpret_cast<uintptr_t>(buf) % AlignedBuffer::kAlign != 0) return false;
+  if (!ring_ || n == 0 || reinterpret_cast<uintptr_t>(buf) % AlignedBuffer::kAlign != 0 || !CheckRange(offset, n).ok()) {
+    return false;
+  }
   auto op = std::make_unique<AsyncOp>(this, write, offset, n, buf, done);
   RunList list;
   RunsFor(offset, n, &list);
@@ -598,6 +580,8 @@ bool Engine::StartAsync(bool write, uint64_t offset, size_t n, char* buf, IoDone
   const uint64_t at = r.kind == Run::kMain ? offset : SlotOffset(r.slot, ss) + (offset - r.first * ss);
   const Backend::Direct d = (r.kind == Run::kMain ? main_ : spare_)->direct();
   if (d.fd < 0 || d.align > AlignedBuffer::kAlign || at % d.align != 0 || n % d.align != 0) return false;
+  counters_.Add(write ? Counter::kWrites : Counter::kReads);
+  counters_.Add(write ? Counter::kBytesWritten : Counter::kBytesRead, n);
   if (write) {
     ring_->Write(d.fd, buf, n, at, op.release());
   } else {

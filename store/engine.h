@@ -190,8 +190,8 @@ class Engine {
   // request's regions. REQUIRES: n > 0.
   Status ReadRange(uint64_t offset, size_t n, char* out) REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
   Status WriteRange(uint64_t offset, size_t n, const char* data) REQUIRES(regions_) EXCLUDES(table_mu_);
-  // ReadAsync and WriteAsync after the range check and the counters: false
-  // when the request must be done synchronously.
+  // Starts ReadAsync's or WriteAsync's request on the ring, counting it;
+  // false when it must be done synchronously (Read or Write).
   bool StartAsync(bool write, uint64_t offset, size_t n, char* buf, IoDone* done) EXCLUDES(table_mu_);
 
   Status ReadMainSlow(uint64_t begin, uint64_t end, char* out) REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
