@@ -74,8 +74,8 @@ void Daemon::PrepareSignals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-int Daemon::Run(fuse_session* session, Filesystem* fs, Engine* engine, std::unique_ptr<ControlServer> control,
-                int threads) {
+int Daemon::Run(fuse_session* session, Filesystem* fs, Engine* engine, Scrubber* scrubber,
+                std::unique_ptr<ControlServer> control, int threads) {
   auto shared = std::make_shared<State>();
   State& state = *shared;
   state.session = session;
@@ -117,10 +117,12 @@ int Daemon::Run(fuse_session* session, Filesystem* fs, Engine* engine, std::uniq
   spdlog::info("shutdown step 1: FUSE stopped taking requests, {} in flight finished, in {:.1f} ms", in_flight,
                MsSince(t));
 
-  // 2. Background workers.
+  // 2. Background workers: the control channel first (a verb could start
+  // a scrub), then the scrub, which saves where it is.
   t = Clock::now();
   control->Stop();
-  spdlog::info("shutdown step 2: background workers (control channel) stopped in {:.1f} ms", MsSince(t));
+  scrubber->Stop();
+  spdlog::info("shutdown step 2: background workers (control channel, scrub) stopped in {:.1f} ms", MsSince(t));
 
   // 3-6. The engine.
   Status s = engine->Close();

@@ -21,6 +21,7 @@
 
 #include "fuse/filesystem.h"
 #include "store/control.h"
+#include "store/scrub.h"
 
 namespace remapfs {
 
@@ -33,7 +34,7 @@ class Daemon {
   // Takes ownership of a mounted session and runs the filesystem until
   // shutdown; returns the process exit code.
   // REQUIRES: PrepareSignals() was called.
-  static int Run(fuse_session* session, Filesystem* fs, Engine* engine,
+  static int Run(fuse_session* session, Filesystem* fs, Engine* engine, Scrubber* scrubber,
                  std::unique_ptr<ControlServer> control, int threads);
 };
 

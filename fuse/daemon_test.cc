@@ -43,9 +43,13 @@ TEST(Daemon, NoThreadOutlivesRunAndALateSignalStaysPending) {
   ASSERT_NE(se, nullptr);
   std::unique_ptr<ControlServer> control;
   ASSERT_TRUE(ControlServer::Listen(&control).ok());
-  control->Start(engine.get(), /*read_only=*/false);
+  // A scrub runs while the daemon stops: its thread is joined too.
+  Scrubber scrubber(engine.get(), ScrubOptions{});
+  scrubber.Launch();
+  ASSERT_TRUE(scrubber.Start(/*rate=*/1'000'000).ok());
+  control->Start(engine.get(), /*read_only=*/false, &scrubber);
 
-  EXPECT_EQ(Daemon::Run(se, &fs, engine.get(), std::move(control), 2), 0);
+  EXPECT_EQ(Daemon::Run(se, &fs, engine.get(), &scrubber, std::move(control), 2), 0);
   EXPECT_EQ(ThreadCount(), threads_before);
   fuse_opt_free_args(&args);  // fuse_session_new copied the arguments into it
 

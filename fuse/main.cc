@@ -49,6 +49,12 @@ remapfs options (-o):
                       each request to the asynchronous I/O thread)
   commit_ms=N         commit table changes at least every N ms, 1 to 3600000
                       (default 1000)
+  scrub_every=H       start a scrub pass (see remapctl scrub) when the last one
+                      ended H hours ago, 1 to 8760 (default: only when asked)
+  scrub_rate=MB       the rate limit of a scrub started without one, MB/s
+                      (10^6 bytes), 0 for none, up to 100000 (default 50)
+  scrub_slow_ms=N     a scrub read this slow (ms, 1 to 60000) is marginal: its
+                      sector is moved to a spare slot (default 500)
   log=FILE            log to FILE (default: stderr with -f, syslog otherwise)
   log_level=LEVEL     debug, info (default), warn or error
 
@@ -70,6 +76,7 @@ constexpr uint64_t kDefaultThreads = 4, kMaxThreads = 64;
 // requests moving while the other waits for an fsync.
 constexpr uint64_t kDefaultAsyncThreads = 2;
 constexpr uint64_t kDefaultCommitMs = 1000, kMaxCommitMs = 3600 * 1000;  // an hour
+constexpr uint64_t kMaxScrubEveryHours = 24 * 365, kMaxScrubSlowMs = 60000;
 
 struct Options {
   char* spare = nullptr;
@@ -80,6 +87,9 @@ struct Options {
   // Text: fuse_opt's %u is sscanf's, which takes "-5" and wraps it around.
   char* threads = nullptr;
   char* commit_ms = nullptr;
+  char* scrub_every = nullptr;
+  char* scrub_rate = nullptr;
+  char* scrub_slow_ms = nullptr;
   int direct = 0;
   int cache = 0;
   int read_only = 0;
@@ -101,6 +111,9 @@ const fuse_opt kOptSpec[] = {
     OPT("log_level=%s", log_level, 0),
     OPT("threads=%s", threads, 0),
     OPT("commit_ms=%s", commit_ms, 0),
+    OPT("scrub_every=%s", scrub_every, 0),
+    OPT("scrub_rate=%s", scrub_rate, 0),
+    OPT("scrub_slow_ms=%s", scrub_slow_ms, 0),
     OPT("direct", direct, 1),
     OPT("cache", cache, 1),
     FUSE_OPT_KEY("ro", kReadOnly),
@@ -269,6 +282,7 @@ struct Plan {
   FsConfig config;
   uint64_t threads = 0;  // 0: the default, chosen once the set is open
   uint64_t commit_ms = kDefaultCommitMs;
+  ScrubOptions scrub;
 };
 
 // Checks the parsed options and paths; any problem ends the process with one
@@ -288,6 +302,19 @@ Plan MakePlan(const Options& o, Startup* startup) {
     Status s = ParseNumber(what, text, 1, max, out);
     if (!s.ok()) startup->Fail(s.message());
   }
+  uint64_t every_h = 0, rate_mb = plan.scrub.default_rate / 1'000'000,
+           slow_ms = static_cast<uint64_t>(plan.scrub.slow.count());
+  for (auto [what, text, min, max, out] :
+       {std::tuple{"scrub_every", o.scrub_every, 1, kMaxScrubEveryHours, &every_h},
+        std::tuple{"scrub_rate", o.scrub_rate, 0, kMaxScrubRateMB, &rate_mb},
+        std::tuple{"scrub_slow_ms", o.scrub_slow_ms, 1, kMaxScrubSlowMs, &slow_ms}}) {
+    if (!text) continue;
+    Status s = ParseNumber(what, text, min, max, out);
+    if (!s.ok()) startup->Fail(s.message());
+  }
+  plan.scrub.every = std::chrono::hours(every_h);
+  plan.scrub.default_rate = rate_mb * 1'000'000;
+  plan.scrub.slow = std::chrono::milliseconds(slow_ms);
   SetPaths& paths = plan.paths;
   paths.main = AbsolutePath(o.positional[0]);
   paths.spare = AbsolutePath(o.spare);
@@ -372,14 +399,17 @@ int Main(int argc, char** argv) {
   fs.Attach(engine.get());
   if (fuse_session_mount(se, mountpoint.c_str()) != 0) fail_open("cannot mount on " + mountpoint + FuseSaid());
 
-  control->Start(engine.get(), o.read_only);
+  // A read-only mount changes nothing, so it does not scrub either.
+  Scrubber scrubber(engine.get(), plan.scrub);
+  if (!o.read_only) scrubber.Launch();
+  control->Start(engine.get(), o.read_only, &scrubber);
   g_fuse_to_log = true;
   FuseSaid();
   spdlog::info("mounted {} at {}/{} (spare {}, DB {})", paths.main, mountpoint, plan.config.file_name, paths.spare,
                paths.db);
   startup.Done();
   const uint64_t threads = plan.threads ? plan.threads : engine->async() ? kDefaultAsyncThreads : kDefaultThreads;
-  const int rc = Daemon::Run(se, &fs, engine.get(), std::move(control), static_cast<int>(threads));
+  const int rc = Daemon::Run(se, &fs, engine.get(), &scrubber, std::move(control), static_cast<int>(threads));
   fuse_opt_free_args(&args);
   spdlog::shutdown();
   // Workers left blocked in the kernel (if any) must not run destructors.

@@ -17,6 +17,7 @@ enum class EventKind : uint8_t {
   kUnremapped,      // a sector is served from MAIN again
   kSlotBad,         // a write to a slot failed
   kSpareExhausted,  // a remap found no free slot
+  kRescued,         // the scrub moved a marginal sector (or slot) to a new slot
 };
 std::string_view EventKindName(EventKind k);
 
@@ -46,6 +47,25 @@ struct EraseFaultRule {
   std::optional<int64_t> id;
 };
 
-using Change = std::variant<PutSector, EraseSector, PutBadSlot, PutFaultRule, EraseFaultRule, Event>;
+// Where the scrub is (scrub.h), as the DB keeps it for the next open.
+struct ScrubState {
+  enum class Run : uint8_t { kIdle, kRunning, kPaused };
+  Run run = Run::kIdle;
+  // The pass's next step: MAIN's sector `position` while position < the
+  // set's sector count; from there on, the slot of the first remapped sector
+  // >= position - sector count.
+  uint64_t position = 0;
+  uint64_t rate = 0;             // bytes a second; 0: no limit
+  int64_t pass_started_us = 0;   // wall clock; 0: no pass under way
+  int64_t last_pass_us = 0;      // when the last full pass ended; 0: never
+  bool operator==(const ScrubState&) const = default;
+};
+std::string_view ScrubRunName(ScrubState::Run run);  // "idle", "running", "paused"
+std::optional<ScrubState::Run> ParseScrubRun(std::string_view name);
+struct PutScrubState {
+  ScrubState state;
+};
+
+using Change = std::variant<PutSector, EraseSector, PutBadSlot, PutFaultRule, EraseFaultRule, Event, PutScrubState>;
 
 }  // namespace remapfs

@@ -143,11 +143,29 @@ json Changed(Engine* engine, const Status& s, json result) {
   return ControlReplyOk(std::move(result));
 }
 
-json Dispatch(Engine* engine, const ControlRequest& r) {
+// The scrub verbs: the change, durable, then where the scrub is.
+json DispatchScrub(Engine* engine, Scrubber* scrubber, const ControlRequest& r) {
+  if (!scrubber) return ControlReplyError("this remapfs does not scrub");
+  Status s;
   switch (r.verb) {
-    case ControlVerb::kStatus:
-      return ControlReplyOk(
-          SetStatusToJson(SetStatus{engine->uuid(), engine->sector_size(), engine->size(), engine->GetHealth()}));
+    case ControlVerb::kScrubStart: s = scrubber->Start(r.rate); break;
+    case ControlVerb::kScrubPause: s = scrubber->Pause(); break;
+    case ControlVerb::kScrubResume: s = scrubber->Resume(r.rate); break;
+    case ControlVerb::kScrubStop: s = scrubber->Cancel(); break;
+    default: return ControlReplyOk(ScrubStatusToJson(scrubber->GetStatus()));
+  }
+  return Changed(engine, s, s.ok() ? ScrubStatusToJson(scrubber->GetStatus()) : json());
+}
+
+json Dispatch(Engine* engine, Scrubber* scrubber, const ControlRequest& r) {
+  switch (r.verb) {
+    case ControlVerb::kStatus: {
+      SetStatus st{engine->uuid(), engine->sector_size(), engine->size(), engine->GetHealth(), {}};
+      st.scrub = scrubber ? scrubber->GetStatus()
+                          : Scrubber::StatusOf(engine->saved_scrub_state(), engine->sector_count(),
+                                               engine->sector_size(), st.health.slots_used);
+      return ControlReplyOk(SetStatusToJson(st));
+    }
     case ControlVerb::kList: return ControlReplyOk(ToJsonArray(engine->List(r.first, r.end), MappingToJson));
     case ControlVerb::kFaultList: return ControlReplyOk(ToJsonArray(engine->ListFaultRules(), FaultRuleToJson));
     case ControlVerb::kFaultAdd: {
@@ -165,12 +183,18 @@ json Dispatch(Engine* engine, const ControlRequest& r) {
     case ControlVerb::kMarkPending:
       return Changed(engine, ChangeSector(engine, *VerbSectorChange(r.verb), r.sector), json());
     case ControlVerb::kFlush: return Changed(engine, Status::OK(), json());
+    case ControlVerb::kScrubStart:
+    case ControlVerb::kScrubPause:
+    case ControlVerb::kScrubResume:
+    case ControlVerb::kScrubStop:
+    case ControlVerb::kScrubStatus:
+      return DispatchScrub(engine, scrubber, r);
   }
   return ControlReplyError("unknown verb");
 }
 
 // The verb first: a read-only mount refuses a change whatever its arguments.
-json Answer(Engine* engine, std::string_view line, bool read_only) {
+json Answer(Engine* engine, Scrubber* scrubber, std::string_view line, bool read_only) {
   json req;
   Status s = ParseControlJson(line, &req);
   if (!s.ok()) return ControlReplyError("bad request: " + s.message());
@@ -184,15 +208,15 @@ json Answer(Engine* engine, std::string_view line, bool read_only) {
   }
   ControlRequest r;
   s = ControlRequestFromJson(req, &r);
-  return s.ok() ? Dispatch(engine, r) : ControlReplyError(s.message());
+  return s.ok() ? Dispatch(engine, scrubber, r) : ControlReplyError(s.message());
 }
 
 }  // namespace
 
-std::string HandleControlRequest(Engine* engine, std::string_view line, bool read_only) {
+std::string HandleControlRequest(Engine* engine, std::string_view line, bool read_only, Scrubber* scrubber) {
   // replace: an error message may quote the request's invalid UTF-8, which
   // a strict dump would throw on.
-  return Answer(engine, line, read_only).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  return Answer(engine, scrubber, line, read_only).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 namespace {
@@ -336,9 +360,10 @@ Status ControlServer::Listen(std::unique_ptr<ControlServer>* result) {
 ControlServer::ControlServer(std::string name, int listen_fd, int wake_fd)
     : name_(std::move(name)), listen_fd_(listen_fd), wake_fd_(wake_fd) {}
 
-void ControlServer::Start(Engine* engine, bool read_only) {
+void ControlServer::Start(Engine* engine, bool read_only, Scrubber* scrubber) {
   engine_ = engine;
   read_only_ = read_only;
+  scrubber_ = scrubber;
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -382,7 +407,7 @@ void ControlServer::Serve(int fd) {
   }
   std::string line;
   if (!ServerRecvLine(fd, wake_fd_, &line)) return;
-  if (!ServerSendAll(fd, wake_fd_, HandleControlRequest(engine_, line, read_only_))) {
+  if (!ServerSendAll(fd, wake_fd_, HandleControlRequest(engine_, line, read_only_, scrubber_))) {
     spdlog::warn("control channel: a client did not take its reply; dropped it");
   }
 }

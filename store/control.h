@@ -22,12 +22,15 @@
 
 #include "store/control_protocol.h"
 #include "store/engine.h"
+#include "store/scrub.h"
 
 namespace remapfs {
 
 // Answers one request line. Never throws; malformed input gets an error reply.
 // read_only (a read-only mount): the verbs that change the set are refused.
-std::string HandleControlRequest(Engine* engine, std::string_view line, bool read_only = false);
+// scrubber: the daemon's (the scrub verbs); nullptr: they are refused.
+std::string HandleControlRequest(Engine* engine, std::string_view line, bool read_only = false,
+                                 Scrubber* scrubber = nullptr);
 
 // remapctl's end: a checked connection to the daemon that has a DB open.
 class ControlClient {
@@ -73,8 +76,9 @@ class ControlServer {
   const std::string& name() const { return name_; }
   // Starts serving. REQUIRES: engine outlives the server (stop the server
   // first), and its DB records name() (EngineOptions::control_socket).
-  // read_only: see HandleControlRequest.
-  void Start(Engine* engine, bool read_only);
+  // read_only, scrubber: see HandleControlRequest (scrubber too must
+  // outlive the server).
+  void Start(Engine* engine, bool read_only, Scrubber* scrubber = nullptr);
   ~ControlServer();
   void Stop();
 
@@ -87,6 +91,7 @@ class ControlServer {
   const int listen_fd_;
   const int wake_fd_;
   Engine* engine_ = nullptr;
+  Scrubber* scrubber_ = nullptr;
   bool read_only_ = false;
   std::thread thread_;
 };

@@ -1,5 +1,6 @@
 #include "store/control_protocol.h"
 
+#include <cmath>
 #include <limits>
 
 namespace remapfs {
@@ -16,7 +17,8 @@ constexpr const char* kOkKey = "ok";
 constexpr ControlVerb kVerbs[] = {ControlVerb::kStatus,      ControlVerb::kList,       ControlVerb::kFaultList,
                                   ControlVerb::kFaultAdd,    ControlVerb::kFaultRemove, ControlVerb::kFaultClear,
                                   ControlVerb::kRemap,       ControlVerb::kUnremap,    ControlVerb::kMarkPending,
-                                  ControlVerb::kFlush};
+                                  ControlVerb::kFlush,       ControlVerb::kScrubStart, ControlVerb::kScrubPause,
+                                  ControlVerb::kScrubResume, ControlVerb::kScrubStop,  ControlVerb::kScrubStatus};
 
 // Checked reads of a member of untrusted JSON. `def`: the value when the
 // member is absent (nullopt: it is required).
@@ -160,6 +162,11 @@ std::string_view ControlVerbName(ControlVerb verb) {
     case ControlVerb::kUnremap: return "unremap";
     case ControlVerb::kMarkPending: return "mark-pending";
     case ControlVerb::kFlush: return "flush";
+    case ControlVerb::kScrubStart: return "scrub-start";
+    case ControlVerb::kScrubPause: return "scrub-pause";
+    case ControlVerb::kScrubResume: return "scrub-resume";
+    case ControlVerb::kScrubStop: return "scrub-stop";
+    case ControlVerb::kScrubStatus: return "scrub-status";
   }
   return "?";
 }
@@ -172,11 +179,16 @@ bool ChangesSet(ControlVerb verb) {
     case ControlVerb::kRemap:
     case ControlVerb::kUnremap:
     case ControlVerb::kMarkPending:
+    case ControlVerb::kScrubStart:
+    case ControlVerb::kScrubPause:
+    case ControlVerb::kScrubResume:
+    case ControlVerb::kScrubStop:
       return true;
     case ControlVerb::kStatus:
     case ControlVerb::kList:
     case ControlVerb::kFaultList:
     case ControlVerb::kFlush:
+    case ControlVerb::kScrubStatus:
       return false;
   }
   return false;
@@ -209,6 +221,8 @@ json ControlRequestToJson(const ControlRequest& r) {
     j["id"] = r.id;
   } else if (VerbSectorChange(r.verb)) {
     j["sector"] = r.sector;
+  } else if (r.rate && (r.verb == ControlVerb::kScrubStart || r.verb == ControlVerb::kScrubResume)) {
+    j["rate"] = *r.rate;
   }
   return j;
 }
@@ -239,6 +253,10 @@ Status ControlRequestFromJson(const json& j, ControlRequest* r) {
     s = Whole<uint64_t>(j, "id", std::nullopt, &r->id);
   } else if (VerbSectorChange(r->verb)) {
     s = Whole<uint64_t>(j, "sector", std::nullopt, &r->sector);
+  } else if (Member(j, "rate") && (r->verb == ControlVerb::kScrubStart || r->verb == ControlVerb::kScrubResume)) {
+    uint64_t rate = 0;
+    s = Whole<uint64_t>(j, "rate", std::nullopt, &rate);
+    r->rate = rate;
   }
   return s.ok() ? s : BadRequest(s);
 }
@@ -273,13 +291,61 @@ json SetStatusToJson(const SetStatus& st) {
   j["uuid"] = st.uuid;
   j["sector_size"] = st.sector_size;
   j["size"] = st.size;
+  j["scrub"] = ScrubStatusToJson(st.scrub);
   return j;
 }
 
 Status SetStatusFromJson(const json& j, SetStatus* st) {
+  const json* scrub = Member(j, "scrub");
   return All({HealthFromJson(j, &st->health), Text(j, "uuid", std::nullopt, &st->uuid),
               Whole<uint32_t>(j, "sector_size", std::nullopt, &st->sector_size),
-              Whole<uint64_t>(j, "size", std::nullopt, &st->size)});
+              Whole<uint64_t>(j, "size", std::nullopt, &st->size),
+              scrub ? ScrubStatusFromJson(*scrub, &st->scrub) : Missing("scrub")});
+}
+
+json ScrubStatusToJson(const ScrubStatus& st) {
+  const ScrubState& s = st.state;
+  const bool running = s.run == ScrubState::Run::kRunning;
+  const double rate = st.bytes_per_second > 0 ? st.bytes_per_second : static_cast<double>(s.rate);
+  json eta = nullptr;
+  if (running && rate > 0) eta = std::llround(static_cast<double>(st.total_bytes - st.done_bytes) / rate);
+  return json{{"state", ScrubRunName(s.run)},
+              {"phase", st.in_spare ? "spare" : "main"},
+              {"position", s.position},
+              {"done_bytes", st.done_bytes},
+              {"total_bytes", st.total_bytes},
+              {"percent", st.total_bytes ? 100.0 * static_cast<double>(st.done_bytes) /
+                                               static_cast<double>(st.total_bytes)
+                                         : 0.0},
+              {"rate_limit", s.rate},
+              {"bytes_per_second", st.bytes_per_second},
+              {"eta_seconds", eta},
+              {"pass_started_us", s.pass_started_us},
+              {"last_pass_us", s.last_pass_us},
+              {"error", st.error}};
+}
+
+Status ScrubStatusFromJson(const json& j, ScrubStatus* st) {
+  std::string run, phase;
+  uint64_t started = 0, last = 0;
+  Status s = All({Text(j, "state", std::nullopt, &run), Text(j, "phase", std::nullopt, &phase),
+                  Whole<uint64_t>(j, "position", std::nullopt, &st->state.position),
+                  Whole<uint64_t>(j, "done_bytes", std::nullopt, &st->done_bytes),
+                  Whole<uint64_t>(j, "total_bytes", std::nullopt, &st->total_bytes),
+                  Whole<uint64_t>(j, "rate_limit", std::nullopt, &st->state.rate),
+                  Number(j, "bytes_per_second", 0, &st->bytes_per_second),
+                  Whole<uint64_t>(j, "pass_started_us", std::nullopt, &started),
+                  Whole<uint64_t>(j, "last_pass_us", std::nullopt, &last),
+                  Text(j, "error", std::nullopt, &st->error)});
+  if (!s.ok()) return s;
+  const std::optional<ScrubState::Run> r = ParseScrubRun(run);
+  if (!r) return Status::InvalidArgument("'state' must be idle, running or paused");
+  if (phase != "main" && phase != "spare") return Status::InvalidArgument("'phase' must be main or spare");
+  st->state.run = *r;
+  st->in_spare = phase == "spare";
+  st->state.pass_started_us = static_cast<int64_t>(started);
+  st->state.last_pass_us = static_cast<int64_t>(last);
+  return Status::OK();
 }
 
 json MappingToJson(const Mapping& m) {

@@ -8,7 +8,7 @@
 // {"ok": true, "result": RESULT} or {"ok": false, "error": "one line"}.
 // Results: status: SetStatusToJson; list: an array of MappingToJson;
 // fault-list: an array of FaultRuleToJson; fault-add: the added rule; the
-// other verbs: null.
+// scrub verbs: ScrubStatusToJson (after the change); the other verbs: null.
 //
 // Parsing never throws: malformed input (JSON from a client or a daemon)
 // gets InvalidArgument saying what is wrong with it.
@@ -28,6 +28,7 @@
 #include "store/fault.h"
 #include "store/health.h"
 #include "store/remap_table.h"
+#include "store/scrub.h"
 
 namespace remapfs {
 
@@ -44,9 +45,15 @@ enum class ControlVerb {
   kUnremap,
   kMarkPending,
   kFlush,  // makes what the daemon acknowledged durable
+  kScrubStart,
+  kScrubPause,
+  kScrubResume,
+  kScrubStop,
+  kScrubStatus,
 };
 // "status", "list", "fault-list", "fault-add", "fault-remove", "fault-clear",
-// "remap", "unremap", "mark-pending", "flush".
+// "remap", "unremap", "mark-pending", "flush", "scrub-start", "scrub-pause",
+// "scrub-resume", "scrub-stop", "scrub-status".
 std::string_view ControlVerbName(ControlVerb verb);
 // Whether the verb changes the set (a read-only mount refuses it).
 bool ChangesSet(ControlVerb verb);
@@ -61,6 +68,9 @@ struct ControlRequest {
   FaultRule rule{};                      // fault-add (its id is ignored)
   uint64_t id = 0;                       // fault-remove
   uint64_t sector = 0;                   // remap, unremap, mark-pending
+  // scrub-start, scrub-resume: bytes a second, 0 for no limit; absent: the
+  // daemon's default (start) or the pass's own (resume).
+  std::optional<uint64_t> rate{};
 };
 ControlJson ControlRequestToJson(const ControlRequest& request);
 // The verb of a request object; InvalidArgument with the reply's error line
@@ -83,10 +93,18 @@ Status ParseControlJson(std::string_view text, ControlJson* j);
 // What `status` reports: {"state", "remapped_sectors", "pending_sectors",
 // "slots": {"total", "free", "used", "bad", "quarantined"}, "table_bytes",
 // "was_clean", "store_error", "sync_error", "previous_store_error",
-// "counters": {NAME: N}, "uuid", "sector_size", "size"}; "state" is
-// Health::State(), so FromJson ignores it.
+// "counters": {NAME: N}, "uuid", "sector_size", "size", "scrub": the
+// scrub's form below}; "state" is Health::State(), so FromJson ignores it.
 ControlJson SetStatusToJson(const SetStatus& status);
 Status SetStatusFromJson(const ControlJson& j, SetStatus* status);
+
+// {"state": "idle" | "running" | "paused", "phase": "main" | "spare",
+// "position", "done_bytes", "total_bytes", "percent", "rate_limit" (bytes a
+// second, 0: none), "bytes_per_second", "eta_seconds" (null unless it runs
+// at a known rate), "pass_started_us", "last_pass_us" (0: none), "error"}.
+// FromJson ignores percent and eta_seconds, which follow from the rest.
+ControlJson ScrubStatusToJson(const ScrubStatus& status);
+Status ScrubStatusFromJson(const ControlJson& j, ScrubStatus* status);
 
 // {"sector", "state": "remapped" | "pending", "slot": N | null}
 ControlJson MappingToJson(const Mapping& m);

@@ -13,7 +13,6 @@ namespace remapfs {
 
 namespace {
 
-constexpr int kRegionShift = 16;  // 64 KiB regions
 // Entries of the submission queue: more than FUSE keeps in flight (its
 // background requests, Filesystem's max_background, plus the workers).
 constexpr unsigned kRingDepth = 256;
@@ -226,7 +225,13 @@ Status Engine::LoadState(MetaStore* meta, const std::string& db, std::vector<Inv
   s = meta->LoadCounters(&counters);
   if (!s.ok()) return s;
   counters_.Load(counters);
-  return Status::OK();
+  // A damaged scrub row costs the pass's position, not the set.
+  s = meta->LoadScrubState(&saved_scrub_);
+  if (s.code() == Status::Code::kCorruption) {
+    spdlog::warn("{}; the scrub starts afresh", s.message());
+    s = Status::OK();
+  }
+  return s;
 }
 
 void Engine::Start(std::unique_ptr<MetaStore> meta, std::unique_ptr<Backend> main, std::unique_ptr<Backend> spare) {
@@ -640,7 +645,7 @@ Status Engine::WriteSlotRun(const Run& run, uint64_t begin, uint64_t end, const 
       // bad slot. With no free slot the sector keeps its slot and the write
       // fails with EIO.
       s = PlaceInNewSlot(sector, full, "slot write failed");
-      if (s.ok()) MarkSlotBad(slot, sector);
+      if (s.ok()) MarkSlotBad(slot, sector, "slot write failed");
     }
     if (!s.ok()) return s;
   }
@@ -671,7 +676,7 @@ Status Engine::RemapSector(uint64_t sector, uint32_t in_off, size_t len, const c
   return PlaceInNewSlot(sector, full.data(), why);
 }
 
-Status Engine::PlaceInNewSlot(uint64_t sector, const char* full, const char* why) {
+Status Engine::PlaceInNewSlot(uint64_t sector, const char* full, const char* why, EventKind kind) {
   // A remap that the DB cannot record would live only in memory, and the
   // writer's queue would only grow: refuse it while commits fail (the writer
   // retries each cycle; the first successful commit ends this).
@@ -711,7 +716,7 @@ Status Engine::PlaceInNewSlot(uint64_t sector, const char* full, const char* why
     }
     if (!s.ok()) {
       counters_.Add(Counter::kSpareWriteErrors);
-      MarkSlotBad(*slot, sector);
+      MarkSlotBad(*slot, sector, "slot write failed");
       continue;
     }
     {
@@ -722,20 +727,20 @@ Status Engine::PlaceInNewSlot(uint64_t sector, const char* full, const char* why
       writer_->Enqueue(PutSector{sector, *slot});
     }
     counters_.Add(Counter::kRemaps);
-    RecordEvent(EventKind::kRemapped, sector, *slot, why);
+    RecordEvent(kind, sector, *slot, why);
     if (remap_log_.Admit(sector)) spdlog::warn("sector {} remapped to slot {} ({})", sector, *slot, why);
     return Status::OK();
   }
 }
 
-void Engine::MarkSlotBad(uint32_t slot, uint64_t sector) {
+void Engine::MarkSlotBad(uint32_t slot, uint64_t sector, const char* why) {
   {
     WriterLock lock(&table_mu_);
     alloc_.MarkBad(slot);
     writer_->Enqueue(PutBadSlot{slot});
   }
-  RecordEvent(EventKind::kSlotBad, sector, slot, "slot write failed");
-  if (bad_slot_log_.Admit(slot)) spdlog::warn("spare slot {} is bad (write failed for sector {})", slot, sector);
+  RecordEvent(EventKind::kSlotBad, sector, slot, why);
+  if (bad_slot_log_.Admit(slot)) spdlog::warn("spare slot {} of sector {} is bad ({})", slot, sector, why);
 }
 
 void Engine::MarkPendingUnlessMapped(uint64_t sector, const char* why) {
@@ -873,6 +878,135 @@ std::vector<Mapping> Engine::List(uint64_t first, uint64_t end) const {
   ReaderLock lock(&table_mu_);
   table_.Collect(first, end, &out);
   return out;
+}
+
+Status Engine::ScrubRead(Backend* device, uint64_t offset, char* out, const ScrubCheck& check, bool* marginal) {
+  *marginal = false;
+  Status s;
+  for (int attempt = 0; attempt < std::max(1, options_.read_attempts); ++attempt) {
+    if (attempt > 0 && check.stop && check.stop->load(std::memory_order_relaxed)) break;
+    const auto t = Clock::now();
+    s = device->ReadAt(offset, sector_size(), out);
+    if (s.ok()) {
+      *marginal = attempt > 0 || Clock::now() - t >= check.slow;
+      return s;
+    }
+    if (!s.IsMediaError()) return s;
+  }
+  return s;
+}
+
+// The analysis cannot see that the guard covers the runs RunsFor reads.
+Status Engine::ScrubMain(uint64_t first, uint64_t end, const ScrubCheck& check, uint64_t* bytes, bool* finished) {
+  *finished = false;
+  *bytes = 0;
+  const uint64_t ss = sector_size();
+  AlignedBuffer buffer;
+  char* buf = buffer.Get((end - first) * ss);
+  if (!buf) return Status::IOError("no memory for the scrub's buffer", ENOMEM);
+  RegionGuard guard(&regions_, first * ss, (end - first) * ss);
+  RunList list;
+  RunsFor(first * ss, (end - first) * ss, &list);
+  for (const Run& r : list.runs) {
+    if (r.kind != Run::kMain) continue;
+    auto t = Clock::now();
+    Status s = main_->ReadAt(r.first * ss, r.count * ss, buf);
+    counters_.Add(Counter::kScrubBytes, r.count * ss);
+    *bytes += r.count * ss;
+    if (s.ok() && Clock::now() - t < check.slow) continue;
+    if (!s.ok() && !s.IsMediaError()) return s;
+    if (!s.ok()) counters_.Add(Counter::kMainReadErrors);
+    const Status run_read = s;
+    bool found = false;
+    // Sector by sector: which of them fail, or are slow.
+    for (uint64_t sector = r.first; sector < r.first + r.count; ++sector) {
+      if (check.stop && check.stop->load(std::memory_order_relaxed)) return Status::OK();
+      bool marginal = false;
+      s = ScrubRead(main_.get(), sector * ss, buf, check, &marginal);
+      if (s.IsMediaError()) {
+        found = true;
+        counters_.Add(Counter::kScrubUnreadable);
+        MarkPendingUnlessMapped(sector, "unreadable (scrub)");
+        continue;
+      }
+      if (!s.ok()) return s;
+      if (!marginal) continue;
+      found = true;
+      // No free slot is no reason to stop: the sector stays on MAIN, and
+      // PlaceInNewSlot said why (an EIO).
+      s = PlaceInNewSlot(sector, buf, "marginal read (scrub)", EventKind::kRescued);
+      if (s.ok()) counters_.Add(Counter::kScrubRescued);
+      if (!s.ok() && !s.IsMediaError()) return s;
+    }
+    // Which sector made the run's read fail (or slow) cannot be told when
+    // each then reads at once: nothing is moved on a guess.
+    if (!found && !(check.stop && check.stop->load(std::memory_order_relaxed))) {
+      spdlog::warn("scrub: a read of sectors {}-{} of MAIN {} but each of them then read well; nothing moved",
+                   r.first, r.first + r.count - 1, run_read.ok() ? "was slow" : "failed (" + run_read.message() + ")");
+    }
+  }
+  *finished = true;
+  return Status::OK();
+}
+
+Status Engine::ScrubSlots(uint64_t first, uint64_t end, const ScrubCheck& check, uint64_t* bytes, bool* finished) {
+  *finished = false;
+  *bytes = 0;
+  const uint64_t ss = sector_size();
+  std::string data(ss, '\0');
+  RegionGuard guard(&regions_, first * ss, (end - first) * ss);
+  std::vector<Mapping> remapped;
+  {
+    ReaderLock lock(&table_mu_);
+    table_.ForEachIn(first, end, [&](const Mapping& m) {
+      if (!m.pending()) remapped.push_back(m);
+    });
+  }
+  for (const Mapping& m : remapped) {
+    if (check.stop && check.stop->load(std::memory_order_relaxed)) return Status::OK();
+    bool marginal = false;
+    Status s = ScrubRead(spare_.get(), SlotOffset(m.slot, ss), data.data(), check, &marginal);
+    counters_.Add(Counter::kScrubBytes, ss);
+    *bytes += ss;
+    if (s.ok() && !marginal) continue;
+    if (!s.ok() && !s.IsMediaError()) return s;
+    counters_.Add(Counter::kScrubSlotsRetired);
+    if (!s.ok()) counters_.Add(Counter::kSpareReadErrors);
+    // The sector's new home first, then the slot's retirement: the DB never
+    // maps a sector to a bad slot, whichever commit a crash stops at.
+    if (s.ok()) {
+      s = PlaceInNewSlot(m.sector, data.data(), "its slot reads marginally (scrub)", EventKind::kRescued);
+      if (s.ok()) counters_.Add(Counter::kScrubRescued);
+      if (!s.ok() && !s.IsMediaError()) return s;
+      if (!s.ok()) continue;  // no slot to move to: the marginal one still serves
+    } else {
+      {
+        WriterLock lock(&table_mu_);
+        table_.Set(m.sector, kPendingSlot);
+        ++pending_count_;
+        writer_->Enqueue(PutSector{m.sector, kPendingSlot});
+      }
+      counters_.Add(Counter::kPendingMarked);
+      RecordEvent(EventKind::kPending, m.sector, -1, "its slot is unreadable (scrub)");
+      if (pending_log_.Admit(m.sector)) spdlog::warn("sector {} is pending (slot {} unreadable)", m.sector, m.slot);
+    }
+    MarkSlotBad(m.slot, m.sector, s.ok() ? "reads marginally (scrub)" : "unreadable (scrub)");
+  }
+  *finished = true;
+  return Status::OK();
+}
+
+std::optional<uint64_t> Engine::NextRemapped(uint64_t first) const {
+  ReaderLock lock(&table_mu_);
+  for (std::optional<Mapping> m = table_.FirstFrom(first); m; m = table_.FirstFrom(m->sector + 1)) {
+    if (!m->pending()) return m->sector;
+  }
+  return std::nullopt;
+}
+
+void Engine::SaveScrubState(const ScrubState& state, bool pass_done) {
+  if (pass_done) counters_.Add(Counter::kScrubPasses);
+  writer_->Enqueue(PutScrubState{state});
 }
 
 Health Engine::GetHealth() const {

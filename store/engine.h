@@ -143,6 +143,41 @@ class Engine {
   void ClearFaultRules();
   std::vector<FaultRule> ListFaultRules() const;
 
+  // The scrub's steps (scrub.h), each under the regions it reads, so that a
+  // step and a request of the same sectors never overlap. A read that fails
+  // with a media error is tried read_attempts times in all; a sector that
+  // answers only after a retry, or slower than `slow`, is marginal. Each
+  // step counts what it read (scrub_bytes) and what it found. A step gives
+  // up between two reads once *stop is set (*finished false: the step is
+  // to be done again); a failure that is not the disk's (the store cannot
+  // record a change) ends it with that status. *bytes: what the step read.
+  // A step is best one region (kRegionShift): it holds its regions.
+  static constexpr int kRegionShift = 16;  // 64 KiB regions
+  struct ScrubCheck {
+    std::chrono::milliseconds slow{500};
+    const std::atomic<bool>* stop = nullptr;
+  };
+  // MAIN's normal sectors in [first, end): one that stays unreadable becomes
+  // pending; a marginal one is copied to a new slot while it can still be
+  // read (event "rescued").
+  Status ScrubMain(uint64_t first, uint64_t end, const ScrubCheck& check, uint64_t* bytes, bool* finished)
+      EXCLUDES(table_mu_);
+  // The slots of the remapped sectors in [first, end). A slot that fails is
+  // retired (bad): its sector moves to a new slot when the data could still
+  // be read (after retries, or slowly), else becomes pending, as no other
+  // copy of it exists (MAIN's is older).
+  Status ScrubSlots(uint64_t first, uint64_t end, const ScrubCheck& check, uint64_t* bytes, bool* finished)
+      EXCLUDES(table_mu_);
+  // The first remapped (not pending) sector >= first.
+  std::optional<uint64_t> NextRemapped(uint64_t first) const EXCLUDES(table_mu_);
+  // Records where the scrub is, for the next open (committed with the
+  // table's changes); pass_done also counts a completed pass.
+  void SaveScrubState(const ScrubState& state, bool pass_done);
+  // The scrub's state as this open found it in the DB.
+  const ScrubState& saved_scrub_state() const { return saved_scrub_; }
+  // Read and write requests so far (the scrub yields while they come).
+  uint64_t requests() const { return counters_.Get(Counter::kReads) + counters_.Get(Counter::kWrites); }
+
   // Table entries with sector in [first, end), in order.
   std::vector<Mapping> List(uint64_t first, uint64_t end) const EXCLUDES(table_mu_);
   Health GetHealth() const EXCLUDES(table_mu_);
@@ -203,8 +238,12 @@ class Engine {
   Status RemapSector(uint64_t sector, uint32_t in_off, size_t len, const char* part, const char* why)
       REQUIRES(regions_) EXCLUDES(table_mu_);
   // Puts a full sector into a new slot and maps it.
-  Status PlaceInNewSlot(uint64_t sector, const char* full, const char* why) REQUIRES(regions_) EXCLUDES(table_mu_);
-  void MarkSlotBad(uint32_t slot, uint64_t sector) EXCLUDES(table_mu_);
+  Status PlaceInNewSlot(uint64_t sector, const char* full, const char* why,
+                        EventKind kind = EventKind::kRemapped) REQUIRES(regions_) EXCLUDES(table_mu_);
+  void MarkSlotBad(uint32_t slot, uint64_t sector, const char* why) EXCLUDES(table_mu_);
+  // One sector read the scrub's way (ScrubCheck): *marginal when it took a
+  // retry or was slow. Leaves early, with the last status, once *stop is set.
+  Status ScrubRead(Backend* device, uint64_t offset, char* out, const ScrubCheck& check, bool* marginal);
   // Makes a sector pending unless it has an entry already (another request
   // of the same region, also holding it shared, got there first).
   void MarkPendingUnlessMapped(uint64_t sector, const char* why) REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
@@ -221,6 +260,7 @@ class Engine {
   std::unique_ptr<Backend> spare_;
   Counters counters_;
   bool was_clean_ = true;
+  ScrubState saved_scrub_;
   std::atomic<bool> spare_low_logged_{false};
   // One line per remap, pending sector or bad slot, up to a burst an
   // interval; a storm beyond that gets summary lines (log_limiter.h).

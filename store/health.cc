@@ -20,6 +20,11 @@ std::string_view CounterName(Counter c) {
     case Counter::kReadEIO: return "read_eio";
     case Counter::kWriteEIO: return "write_eio";
     case Counter::kSpareExhausted: return "spare_exhausted";
+    case Counter::kScrubBytes: return "scrub_bytes";
+    case Counter::kScrubUnreadable: return "scrub_unreadable";
+    case Counter::kScrubRescued: return "scrub_rescued";
+    case Counter::kScrubSlotsRetired: return "scrub_slots_retired";
+    case Counter::kScrubPasses: return "scrub_passes";
     case Counter::kCount: break;
   }
   return "?";

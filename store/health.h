@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "store/changes.h"
+
 namespace remapfs {
 
 enum class Counter : uint8_t {
@@ -32,6 +34,11 @@ enum class Counter : uint8_t {
   kReadEIO,           // read requests answered with EIO
   kWriteEIO,          // write requests answered with EIO
   kSpareExhausted,    // remaps refused because no slot was free
+  kScrubBytes,        // bytes the scrub read (MAIN and slots)
+  kScrubUnreadable,   // sectors the scrub found unreadable (now pending)
+  kScrubRescued,      // marginal sectors the scrub moved to a new slot
+  kScrubSlotsRetired, // slots the scrub found failing (now bad)
+  kScrubPasses,       // full passes completed
   kCount
 };
 
@@ -74,12 +81,23 @@ struct Health {
   std::string State() const;
 };
 
-// What `remapctl status` reports: the set's identity and its Health.
+// Where the scrub (scrub.h) is: `remapctl scrub status`.
+struct ScrubStatus {
+  ScrubState state;
+  uint64_t done_bytes = 0;      // of the pass so far
+  uint64_t total_bytes = 0;     // of a pass: MAIN's size and the slots in use
+  double bytes_per_second = 0;  // over the last seconds, while running
+  std::string error;            // why the scrub paused itself; empty: it did not
+  bool in_spare = false;        // the pass reads slots now (MAIN is done)
+};
+
+// What `remapctl status` reports: the set's identity, its Health and scrub.
 struct SetStatus {
   std::string uuid;
   uint32_t sector_size = 0;
   uint64_t size = 0;  // MAIN's (and the exposed file's) bytes
   Health health;
+  ScrubStatus scrub{};
 };
 
 }  // namespace remapfs

@@ -41,6 +41,14 @@ CREATE TABLE events(
 CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 )sql";
 
+// Added after format 2 without a format change: a DB without it is read as
+// one whose scrub never ran, and it is made by the first write (PrepareWrites).
+const char* const kScrubSchema = R"sql(
+CREATE TABLE IF NOT EXISTS scrub(
+  id INTEGER PRIMARY KEY CHECK (id = 1), run TEXT NOT NULL, position INTEGER NOT NULL, rate INTEGER NOT NULL,
+  pass_started_us INTEGER NOT NULL, last_pass_us INTEGER NOT NULL);
+)sql";
+
 }  // namespace
 
 Status MetaStore::Create(const std::string& path, const SetInfo& info, const std::string& vfs) {
@@ -345,6 +353,24 @@ Status MetaStore::LoadCounters(std::vector<std::pair<std::string, uint64_t>>* co
   return s;
 }
 
+Status MetaStore::LoadScrubState(ScrubState* state) {
+  *state = ScrubState{};
+  sqlite::Statement st;
+  bool row = false;
+  Status s = st.Prepare(*db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'scrub'");
+  if (s.ok()) s = st.Step(&row);
+  if (!s.ok() || st.Int(0) == 0) return s;
+  s = st.Prepare(*db_, "SELECT run, position, rate, pass_started_us, last_pass_us FROM scrub WHERE id = 1");
+  if (s.ok()) s = st.Step(&row);
+  if (!s.ok() || !row) return s;
+  const std::optional<ScrubState::Run> run = ParseScrubRun(st.Text(0));
+  if (!run || st.Int(1) < 0 || st.Int(2) < 0) {
+    return Status::Corruption("DB " + path() + ": the scrub's row is damaged (run '" + st.Text(0) + "')");
+  }
+  *state = ScrubState{*run, static_cast<uint64_t>(st.Int(1)), static_cast<uint64_t>(st.Int(2)), st.Int(3), st.Int(4)};
+  return s;
+}
+
 Status MetaStore::LoadEvents(size_t limit, std::vector<Event>* events) {
   sqlite::Statement st;
   Status s = st.Prepare(*db_,
@@ -357,8 +383,8 @@ Status MetaStore::LoadEvents(size_t limit, std::vector<Event>* events) {
     Event e;
     e.time_us = st.Int(0);
     const std::string kind = st.Text(1);
-    for (EventKind k : {EventKind::kRemapped, EventKind::kPending, EventKind::kUnremapped,
-                        EventKind::kSlotBad, EventKind::kSpareExhausted}) {
+    for (EventKind k : {EventKind::kRemapped, EventKind::kPending, EventKind::kUnremapped, EventKind::kSlotBad,
+                        EventKind::kSpareExhausted, EventKind::kRescued}) {
       if (kind == EventKindName(k)) e.kind = k;
     }
     e.sector = static_cast<uint64_t>(st.Int(2));
@@ -444,7 +470,8 @@ Status WriteRows(std::vector<const Row*>* rows, bool all, sqlite::Statement& man
 
 Status MetaStore::PrepareWrites() {
   if (prepared_) return Status::OK();
-  Status s = put_sector_.Prepare(*db_, "INSERT OR REPLACE INTO sectors(sector, slot) VALUES (?, ?)");
+  Status s = db_->Exec(kScrubSchema);
+  if (s.ok()) s = put_sector_.Prepare(*db_, "INSERT OR REPLACE INTO sectors(sector, slot) VALUES (?, ?)");
   if (s.ok()) s = erase_sector_.Prepare(*db_, "DELETE FROM sectors WHERE sector = ?");
   if (s.ok()) s = put_bad_slot_.Prepare(*db_, "INSERT OR IGNORE INTO bad_slots(slot) VALUES (?)");
   if (s.ok()) {
@@ -464,6 +491,11 @@ Status MetaStore::PrepareWrites() {
   }
   if (s.ok()) {
     s = put_counter_.Prepare(*db_, "INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)");
+  }
+  if (s.ok()) {
+    s = put_scrub_.Prepare(*db_,
+                           "INSERT OR REPLACE INTO scrub(id, run, position, rate, pass_started_us, last_pass_us) "
+                           "VALUES (1, ?, ?, ?, ?, ?)");
   }
   if (s.ok()) {
     s = put_sectors_n_.Prepare(
@@ -523,6 +555,14 @@ Status MetaStore::Apply(const std::vector<Change>& changes,
       event_rows.push_back(ev);
       if (event_rows.size() == kRowsPerInsert) s = write_events(false);
       events = true;
+    } else if (auto* sc = std::get_if<PutScrubState>(&c)) {
+      const ScrubState& st = sc->state;
+      s = put_scrub_.Bind(1, ScrubRunName(st.run))
+              .Bind(2, static_cast<int64_t>(st.position))
+              .Bind(3, static_cast<int64_t>(st.rate))
+              .Bind(4, st.pass_started_us)
+              .Bind(5, st.last_pass_us)
+              .Run();
     }
     if (!s.ok()) return s;
   }

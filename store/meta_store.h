@@ -84,6 +84,8 @@ class MetaStore {
   Status LoadCounters(std::vector<std::pair<std::string, uint64_t>>* counters);
   // The newest `limit` events, oldest first.
   Status LoadEvents(size_t limit, std::vector<Event>* events);
+  // Where the scrub was (a DB that never recorded one: ScrubState{}).
+  Status LoadScrubState(ScrubState* state);
   // PRAGMA quick_check (or integrity_check); problems are appended.
   Status IntegrityCheck(bool full, std::vector<std::string>* problems);
 
@@ -124,7 +126,7 @@ class MetaStore {
   SetInfo info_;
   int64_t format_version_ = kFormatVersion;
   sqlite::Statement put_sector_, erase_sector_, put_bad_slot_, put_rule_, erase_rule_,
-      erase_all_rules_, put_event_, trim_events_, put_counter_;
+      erase_all_rules_, put_event_, trim_events_, put_counter_, put_scrub_;
   // Multi-row forms of put_sector_ and put_event_ (Apply's big batches).
   sqlite::Statement put_sectors_n_, put_events_n_;
   bool prepared_ = false;

@@ -129,6 +129,16 @@ std::optional<uint32_t> RemapTable::Find(uint64_t sector) const {
   return leaf.slots[pos];
 }
 
+std::optional<Mapping> RemapTable::FirstFrom(uint64_t sector) const {
+  if (leaves_.empty()) return std::nullopt;
+  size_t li = LeafFor(sector);
+  for (uint32_t i = leaves_[li].leaf->LowerBound(sector); li < leaves_.size(); ++li, i = 0) {
+    const Leaf& leaf = *leaves_[li].leaf;
+    if (i < leaf.n) return Mapping{leaf.sectors[i], leaf.slots[i]};
+  }
+  return std::nullopt;
+}
+
 void RemapTable::Collect(uint64_t first, uint64_t end, std::vector<Mapping>* out) const {
   ForEachIn(first, end, [out](const Mapping& m) { out->push_back(m); });
 }

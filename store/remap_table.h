@@ -50,6 +50,8 @@ class RemapTable {
   // Removes the entry of `sector`; false if there was none.
   bool Erase(uint64_t sector);
   std::optional<uint32_t> Find(uint64_t sector) const;
+  // The first entry with sector >= `sector`.
+  std::optional<Mapping> FirstFrom(uint64_t sector) const;
   // Calls fn(const Mapping&) for the entries with sector in [first, end), in
   // order. A range without entries costs one lookup.
   template <typename Fn>

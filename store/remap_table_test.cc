@@ -52,6 +52,10 @@ class Differential {
     for (uint64_t s : {probe, probe + 1, probe - 1, probe + kCap, uint64_t{0}}) {
       auto it = model_.find(s);
       EXPECT_EQ(table_.Find(s), it == model_.end() ? std::nullopt : std::optional<uint32_t>(it->second)) << s;
+      auto from = model_.lower_bound(s);
+      EXPECT_EQ(table_.FirstFrom(s),
+                from == model_.end() ? std::nullopt : std::optional<Mapping>(Mapping{from->first, from->second}))
+          << s;
     }
     for (int i = 0; i < 4; ++i) {
       const uint64_t a = probe - std::min<uint64_t>(probe, rng() % 2000);

@@ -12,6 +12,7 @@
 #include "store/check.h"
 #include "store/control.h"
 #include "store/meta_store.h"
+#include "store/scrub.h"
 
 namespace remapfs {
 
@@ -118,6 +119,12 @@ class LiveSetControl final : public SetControl {
     return Do({.verb = SectorChangeVerb(change), .sector = sector});
   }
   Status Flush() override { return Do({.verb = ControlVerb::kFlush}); }
+  Status Scrub(ControlVerb verb, std::optional<uint64_t> rate, ScrubStatus* status) override {
+    ControlRequest r;
+    r.verb = verb;
+    r.rate = rate;
+    return Ask(r, ScrubStatusFromJson, status);
+  }
   Status Rebind(const std::string&, std::string*) override {
     return Status::InvalidArgument("set " + uuid() + " is mounted; unmount it before `remapctl rebind`");
   }
@@ -181,6 +188,7 @@ class OfflineSetControl final : public SetControl {
   }
   Status ChangeSector(SectorChange change, uint64_t sector) override;
   Status Flush() override { return Status::OK(); }
+  Status Scrub(ControlVerb verb, std::optional<uint64_t> rate, ScrubStatus* status) override;
   Status Rebind(const std::string& main, std::string* identity) override;
 
  private:
@@ -204,7 +212,22 @@ Status OfflineSetControl::GetStatus(SetStatus* status) {
   status->uuid = meta->info().uuid;
   status->sector_size = meta->info().sector_size;
   status->size = meta->info().main_size;
-  return Status::OK();
+  ScrubState scrub;
+  s = meta->LoadScrubState(&scrub);
+  status->scrub = Scrubber::StatusOf(scrub, meta->info().sector_count(), meta->info().sector_size,
+                                     status->health.slots_used);
+  return s;
+}
+
+Status OfflineSetControl::Scrub(ControlVerb verb, std::optional<uint64_t>, ScrubStatus* status) {
+  if (verb != ControlVerb::kScrubStatus) {
+    return Status::InvalidArgument("no daemon has set " + uuid() +
+                                   " open: a scrub runs in the daemon; mount the set, then run this on its mountpoint");
+  }
+  SetStatus st;
+  Status s = GetStatus(&st);
+  *status = st.scrub;
+  return s;
 }
 
 Status OfflineSetControl::List(const SectorRange& range, std::vector<Mapping>* mappings) {

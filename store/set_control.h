@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "store/changes.h"
+#include "store/control_protocol.h"
 #include "store/engine.h"
 #include "store/fault.h"
 #include "store/health.h"
@@ -66,6 +67,10 @@ class SetControl {
   // Makes what the set acknowledged durable (offline: every change is
   // durable when its call returns, so nothing is left to do).
   virtual Status Flush() = 0;
+  // A scrub verb (ControlVerb::kScrubStart ... kScrubStatus; rate: see
+  // ControlRequest), then where the scrub is. A scrub runs in the daemon:
+  // offline, only scrub-status answers (from the DB), the rest are refused.
+  virtual Status Scrub(ControlVerb verb, std::optional<uint64_t> rate, ScrubStatus* status) = 0;
   // Accepts `main` as the set's new MAIN (after a deliberate move to a clone:
   // EngineOptions::rebind_main) and records its identity, *identity. Refused
   // while a daemon has the set open.

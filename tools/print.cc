@@ -1,5 +1,7 @@
 #include "tools/print.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <ctime>
 #include <iostream>
@@ -12,6 +14,13 @@ using json = ControlJson;
 
 // A cell: a string as it is, null as "-", anything else as JSON.
 std::string Str(const json& j) { return j.is_string() ? j.get<std::string>() : j.is_null() ? "-" : j.dump(); }
+
+std::string LocalTime(int64_t us) {
+  const time_t secs = static_cast<time_t>(us / 1000000);
+  char when[32];
+  std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", std::localtime(&secs));
+  return when;
+}
 
 }  // namespace
 
@@ -44,8 +53,35 @@ void PrintStatus(const json& st) {
     if (st.contains(k) && !st[k].get<std::string>().empty()) rows.push_back({k, Str(st[k])});
   }
   for (auto& [k, v] : st["counters"].items()) rows.push_back({k, Str(v)});
+  rows.push_back({"scrub", ScrubLine(st["scrub"])});
   PrintTable(rows);
 }
+
+std::string Duration(double seconds) {
+  const auto s = static_cast<uint64_t>(seconds + 0.5);
+  if (s < 60) return std::to_string(s) + "s";
+  if (s < 3600) return std::to_string(s / 60) + "m" + std::to_string(s % 60) + "s";
+  return std::to_string(s / 3600) + "h" + std::to_string(s / 60 % 60) + "m";
+}
+
+std::string ScrubLine(const json& scrub) {
+  const std::string state = scrub["state"];
+  const double limit = scrub["rate_limit"].get<double>() / 1e6;
+  const std::string rate_limit = limit > 0 ? fmt::format("limit {:.1f} MB/s", limit) : "no rate limit";
+  const int64_t last = scrub["last_pass_us"];
+  const std::string last_pass = "last full pass " + (last ? LocalTime(last) : std::string("never"));
+  if (state == "idle") return "idle, " + last_pass;
+  std::string line = fmt::format("{}, {:.1f}% ({}), {}", state, scrub["percent"].get<double>(),
+                                 scrub["phase"].get<std::string>(), rate_limit);
+  if (state == "running") {
+    line += fmt::format(", {:.1f} MB/s", scrub["bytes_per_second"].get<double>() / 1e6);
+    if (!scrub["eta_seconds"].is_null()) line += ", ETA " + Duration(scrub["eta_seconds"].get<double>());
+  }
+  if (!scrub["error"].get<std::string>().empty()) line += "; paused by an error: " + scrub["error"].get<std::string>();
+  return line + ", " + last_pass;
+}
+
+void PrintScrub(const json& scrub) { std::cout << "scrub: " << ScrubLine(scrub) << "\n"; }
 
 void PrintMappings(const json& mappings) {
   std::vector<std::vector<std::string>> rows = {{"sector", "state", "slot"}};
@@ -67,10 +103,7 @@ void PrintFaultRules(const json& rules) {
 void PrintEvents(const json& events) {
   std::vector<std::vector<std::string>> rows = {{"time", "event", "sector", "slot", "detail"}};
   for (const auto& e : events) {
-    const time_t secs = static_cast<time_t>(e["time_us"].get<int64_t>() / 1000000);
-    char when[32];
-    std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", std::localtime(&secs));
-    rows.push_back({when, Str(e["kind"]), Str(e["sector"]), Str(e["slot"]), Str(e["detail"])});
+    rows.push_back({LocalTime(e["time_us"]), Str(e["kind"]), Str(e["sector"]), Str(e["slot"]), Str(e["detail"])});
   }
   PrintTable(rows);
 }

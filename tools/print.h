@@ -18,5 +18,12 @@ void PrintMappings(const ControlJson& mappings);
 void PrintFaultRules(const ControlJson& rules);
 void PrintEvents(const ControlJson& events);
 void PrintCheck(const ControlJson& check);
+void PrintScrub(const ControlJson& scrub);
+
+// The scrub's state in one line: "running, 42.1% (main), limit 50.0 MB/s,
+// 48.2 MB/s, ETA 1m12s, last full pass never".
+std::string ScrubLine(const ControlJson& scrub);
+// "45s", "3m05s", "2h10m".
+std::string Duration(double seconds);
 
 }  // namespace remapfs

@@ -9,12 +9,17 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include "store/control_protocol.h"
@@ -58,6 +63,9 @@ struct Args {
   CLI::Option* times_given = nullptr;
   std::string rule_id;  // fault remove
   std::string sector;   // remap, unremap, mark-pending
+  std::string rate;     // scrub start, resume
+  std::vector<CLI::Option*> rate_options;  // --rate of each verb that has one
+  bool wait = false;    // scrub start, resume, status
 };
 
 // A number option (text: CLI11's own conversions take "-1" and wrap it).
@@ -230,6 +238,53 @@ int RunSectorChange(const Args& a, SectorChange change) {
   return 0;
 }
 
+// Follows the scrub until it no longer runs: a bar with rate and ETA on a
+// terminal, a plain line every 5 s otherwise. Exit 1 if it paused on an error.
+int FollowScrub(SetControl* set, const Args& a) {
+  const bool tty = ::isatty(STDOUT_FILENO) && !a.json;
+  auto last_line = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  ScrubStatus st;
+  for (;;) {
+    Check(set->Scrub(ControlVerb::kScrubStatus, std::nullopt, &st));
+    const json j = ScrubStatusToJson(st);
+    if (st.state.run != ScrubState::Run::kRunning) {
+      if (tty) std::cout << "\n";
+      Print(a, j, PrintScrub);
+      return st.error.empty() ? 0 : 1;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (tty) {
+      constexpr int kWidth = 30;
+      const int filled = static_cast<int>(j["percent"].get<double>() / 100 * kWidth);
+      char line[160];
+      std::snprintf(line, sizeof line, "\r[%s%s] %5.1f%%  %-5s  %7.1f MB/s  ETA %-8s", std::string(filled, '#').c_str(),
+                    std::string(kWidth - filled, '.').c_str(), j["percent"].get<double>(),
+                    st.in_spare ? "spare" : "main", st.bytes_per_second / 1e6,
+                    j["eta_seconds"].is_null() ? "-" : Duration(j["eta_seconds"].get<double>()).c_str());
+      std::cout << line << std::flush;
+    } else if (!a.json && now - last_line >= std::chrono::seconds(5)) {
+      PrintScrub(j);
+      std::cout << std::flush;
+      last_line = now;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+// scrub start, pause, resume, stop, status: the change, then where the scrub is.
+int RunScrub(const Args& a, ControlVerb verb) {
+  std::optional<uint64_t> rate;
+  if (std::any_of(a.rate_options.begin(), a.rate_options.end(), [](CLI::Option* o) { return o->count() > 0; })) {
+    rate = Number("--rate", a.rate, 0, kMaxScrubRateMB) * 1'000'000;
+  }
+  const std::unique_ptr<SetControl> set = OpenSet(a);
+  ScrubStatus st;
+  Check(set->Scrub(verb, rate, &st));
+  if (a.wait) return FollowScrub(set.get(), a);
+  Print(a, ScrubStatusToJson(st), PrintScrub);
+  return 0;
+}
+
 // --- the command line ----------------------------------------------------------
 
 // A verb: its subcommand and what runs it.
@@ -314,6 +369,32 @@ void AddChangeVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
   }
 }
 
+// scrub start, pause, resume, stop, status.
+void AddScrubVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
+  auto* scrub = app->add_subcommand("scrub", "background scan: reads MAIN and the slots in use, rescues marginal "
+                                             "sectors (runs in the daemon)");
+  scrub->require_subcommand(1);
+  const std::tuple<ControlVerb, const char*, const char*> scrub_verbs[] = {
+      {ControlVerb::kScrubStart, "start", "begin a pass from sector 0"},
+      {ControlVerb::kScrubPause, "pause", "pause the pass where it is"},
+      {ControlVerb::kScrubResume, "resume", "go on with a paused pass"},
+      {ControlVerb::kScrubStop, "stop", "end the pass where it is"},
+      {ControlVerb::kScrubStatus, "status", "where the scrub is"}};
+  for (const auto& [verb_, name, help] : scrub_verbs) {
+    const ControlVerb verb = verb_;
+    auto* cmd =
+        AddVerb(scrub, a, verbs, name, help, kTargetJson, [verb](const Args& args) { return RunScrub(args, verb); });
+    if (verb == ControlVerb::kScrubStart || verb == ControlVerb::kScrubResume) {
+      a->rate_options.push_back(cmd->add_option("--rate", a->rate,
+                                                "read at most this many MB/s (10^6 bytes), 0 for no limit (default: "
+                                                "the daemon's scrub_rate, or the pass's own on resume)"));
+    }
+    if (verb == ControlVerb::kScrubStart || verb == ControlVerb::kScrubResume || verb == ControlVerb::kScrubStatus) {
+      cmd->add_flag("--wait", a->wait, "follow the pass until it stops running (a progress bar on a terminal)");
+    }
+  }
+}
+
 // Parses the command line; an exit code when that is all there is to do
 // (help, or a usage error, reported).
 std::optional<int> Parse(CLI::App& app, int argc, char** argv) {
@@ -351,6 +432,7 @@ int Run(int argc, char** argv) {
   std::vector<Verb> verbs;
   AddSetVerbs(&app, &args, &verbs);
   AddChangeVerbs(&app, &args, &verbs);
+  AddScrubVerbs(&app, &args, &verbs);
   if (const std::optional<int> done = Parse(app, argc, argv)) return *done;
   spdlog::set_level(spdlog::level::warn);  // an offline engine's info lines are noise here
   for (const Verb& verb : verbs) {
