@@ -152,6 +152,20 @@ TEST_F(ScrubTest, ARunningPassResumesAtTheNextOpenWhereItWas) {
   EXPECT_EQ(st.state.run, ScrubState::Run::kIdle);
 }
 
+TEST_F(ScrubTest, AScheduleStartsAPassWhenTheLastIsOldEnough) {
+  Scrubber scrub(engine_.get(), ScrubOptions{.default_rate = 0, .every = std::chrono::hours(1)});
+  scrub.Launch();  // never scrubbed: a pass is due now
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (CounterOf(engine_.get(), "scrub_passes") == 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_EQ(CounterOf(engine_.get(), "scrub_passes"), 1u);
+  std::this_thread::sleep_for(milliseconds(300));  // the next is an hour away
+  const ScrubStatus st = scrub.GetStatus();
+  EXPECT_EQ(st.state.run, ScrubState::Run::kIdle);
+  EXPECT_EQ(CounterOf(engine_.get(), "scrub_passes"), 1u);
+}
+
 TEST_F(ScrubTest, StopEndsAStepWithinOneRead) {
   // Every sector of MAIN answers after 200 ms: a region read sector by
   // sector would take 25 s.

@@ -9,6 +9,9 @@ dbread.py DB hold
     opens a read transaction, prints the committed entries, and keeps the
     transaction open until killed (a reader that a checkpoint must not wait
     for).
+dbread.py DB scrub
+    prints the scrub's committed state and position ("running 1234"), or
+    "none" when the DB has not recorded one.
 """
 import signal
 import sqlite3
@@ -18,6 +21,11 @@ import sys
 def main():
     db, mode = sys.argv[1], sys.argv[2]
     c = sqlite3.connect("file:" + db + "?mode=ro", uri=True, isolation_level=None)
+    if mode == "scrub":
+        has = c.execute("SELECT count(*) FROM sqlite_master WHERE name = 'scrub'").fetchone()[0]
+        row = c.execute("SELECT run, position FROM scrub").fetchone() if has else None
+        print(f"{row[0]} {row[1]}" if row else "none")
+        return
     if mode == "hold":
         c.execute("BEGIN")
     elif mode != "sectors":

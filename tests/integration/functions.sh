@@ -598,6 +598,10 @@ control_socket() { "$PYTHON" "$CONTROL_PY" "$1" socket; }
 # (remapctl given the DB of a running daemon asks the daemon).
 committed_sectors() { "$PYTHON" "$DBREAD_PY" "$1" sectors; }
 
+# committed_scrub DB: the scrub's state and position committed to the DB
+# ("running 1234"; "none" before the first).
+committed_scrub() { "$PYTHON" "$DBREAD_PY" "$1" scrub; }
+
 # --- bytes -----------------------------------------------------------------
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
