@@ -142,6 +142,12 @@ live)
   live_refused fault add "$mnt" --sectors 1 --probability nan
   live_refused fault remove "$mnt" -1
   live_refused fault remove "$mnt" 18446744073709551617
+  # The scrub verbs: what does not apply to the scrub's state, bad rates.
+  live_refused scrub pause "$mnt"
+  live_refused scrub resume "$mnt"
+  live_refused scrub stop "$mnt"
+  live_refused scrub start "$mnt" --rate -5
+  assert_eq "scrub after the refusals" idle "$(must "$REMAPCTL" scrub status "$mnt" --json | jq -r .state)"
   assert_eq "rules after the refused fault commands" 1 "$(must "$REMAPCTL" fault list "$mnt" --json | jq length)"
   unmount_set "$mnt" "$pid" "$T/mount-a.log"
   ;;
@@ -179,7 +185,9 @@ options)
   done
   # Numbers and names (issue 7, item 6): sscanf's %u took "-5" and wrapped it.
   for opt in threads=-1 threads=65 threads= threads=4x commit_ms=-5 commit_ms=99999999999999999999 commit_ms=0 \
-             commit_ms=3600001 name=.. name=. name= "name=$(printf 'a\tb')" spare=; do
+             commit_ms=3600001 name=.. name=. name= "name=$(printf 'a\tb')" spare= \
+             scrub_every=0 scrub_every=-1 scrub_every=8761 scrub_rate=-1 scrub_rate=100001 scrub_rate=1.5 \
+             scrub_rate= scrub_slow_ms=0 scrub_slow_ms=60001; do
     refused_option "$opt" >/dev/null
   done
   assert_contains "remapfs: -o db=" "db= is empty" "$(refused_option db=)"
@@ -238,6 +246,13 @@ numbers)
     "$(refused_usage "remapctl: list --sectors ''" "$REMAPCTL" list "$a_db" --sectors "")"
   refused_usage "remapctl: list --sectors=" "$REMAPCTL" list "$a_db" --sectors= >/dev/null
   refused_usage "remapctl: remap -1" "$REMAPCTL" remap "$a_db" -1 >/dev/null
+  refused_usage "remapctl: scrub --rate -1" "$REMAPCTL" scrub start "$a_db" --rate -1 >/dev/null
+  refused_usage "remapctl: scrub --rate 100001" "$REMAPCTL" scrub resume "$a_db" --rate 100001 >/dev/null
+  refused_usage "remapctl: scrub --rate 2.5" "$REMAPCTL" scrub start "$a_db" --rate 2.5 >/dev/null
+  refused_usage "remapctl: scrub frobnicate" "$REMAPCTL" scrub frobnicate "$a_db" >/dev/null
+  refused_usage "remapctl: scrub pause --rate" "$REMAPCTL" scrub pause "$a_db" --rate 5 >/dev/null
+  assert_contains "scrub start offline" "a scrub runs in the daemon" \
+    "$(refused "remapctl: scrub start offline" "$REMAPCTL" scrub start "$a_db")"
   assert_a_intact "the refusals"
   ;;
 
