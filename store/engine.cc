@@ -743,10 +743,12 @@ void Engine::MarkSlotBad(uint32_t slot, uint64_t sector, const char* why) {
   if (bad_slot_log_.Admit(slot)) spdlog::warn("spare slot {} of sector {} is bad ({})", slot, sector, why);
 }
 
-void Engine::MarkPendingUnlessMapped(uint64_t sector, const char* why) {
+void Engine::MarkPendingUnlessMapped(uint64_t sector, const char* why) { SetPending(sector, why, false); }
+
+void Engine::SetPending(uint64_t sector, const char* why, bool over_slot) {
   {
     WriterLock lock(&table_mu_);
-    if (table_.Find(sector)) return;  // another reader got there first
+    if (!over_slot && table_.Find(sector)) return;  // another reader got there first
     table_.Set(sector, kPendingSlot);
     ++pending_count_;
     writer_->Enqueue(PutSector{sector, kPendingSlot});
@@ -896,7 +898,6 @@ Status Engine::ScrubRead(Backend* device, uint64_t offset, char* out, const Scru
   return s;
 }
 
-// The analysis cannot see that the guard covers the runs RunsFor reads.
 Status Engine::ScrubMain(uint64_t first, uint64_t end, const ScrubCheck& check, uint64_t* bytes, bool* finished) {
   *finished = false;
   *bytes = 0;
@@ -970,7 +971,6 @@ Status Engine::ScrubSlots(uint64_t first, uint64_t end, const ScrubCheck& check,
     *bytes += ss;
     if (s.ok() && !marginal) continue;
     if (!s.ok() && !s.IsMediaError()) return s;
-    counters_.Add(Counter::kScrubSlotsRetired);
     if (!s.ok()) counters_.Add(Counter::kSpareReadErrors);
     // The sector's new home first, then the slot's retirement: the DB never
     // maps a sector to a bad slot, whichever commit a crash stops at.
@@ -980,16 +980,9 @@ Status Engine::ScrubSlots(uint64_t first, uint64_t end, const ScrubCheck& check,
       if (!s.ok() && !s.IsMediaError()) return s;
       if (!s.ok()) continue;  // no slot to move to: the marginal one still serves
     } else {
-      {
-        WriterLock lock(&table_mu_);
-        table_.Set(m.sector, kPendingSlot);
-        ++pending_count_;
-        writer_->Enqueue(PutSector{m.sector, kPendingSlot});
-      }
-      counters_.Add(Counter::kPendingMarked);
-      RecordEvent(EventKind::kPending, m.sector, -1, "its slot is unreadable (scrub)");
-      if (pending_log_.Admit(m.sector)) spdlog::warn("sector {} is pending (slot {} unreadable)", m.sector, m.slot);
+      SetPending(m.sector, "its slot is unreadable (scrub)", /*over_slot=*/true);
     }
+    counters_.Add(Counter::kScrubSlotsRetired);
     MarkSlotBad(m.slot, m.sector, s.ok() ? "reads marginally (scrub)" : "unreadable (scrub)");
   }
   *finished = true;
@@ -1007,6 +1000,11 @@ std::optional<uint64_t> Engine::NextRemapped(uint64_t first) const {
 void Engine::SaveScrubState(const ScrubState& state, bool pass_done) {
   if (pass_done) counters_.Add(Counter::kScrubPasses);
   writer_->Enqueue(PutScrubState{state});
+}
+
+uint32_t Engine::slots_used() const {
+  ReaderLock lock(&table_mu_);
+  return alloc_.used_count();
 }
 
 Health Engine::GetHealth() const {

@@ -175,6 +175,8 @@ class Engine {
   void SaveScrubState(const ScrubState& state, bool pass_done);
   // The scrub's state as this open found it in the DB.
   const ScrubState& saved_scrub_state() const { return saved_scrub_; }
+  // Slots that hold a sector (the scrub's pass reads them).
+  uint32_t slots_used() const EXCLUDES(table_mu_);
   // Read and write requests so far (the scrub yields while they come).
   uint64_t requests() const { return counters_.Get(Counter::kReads) + counters_.Get(Counter::kWrites); }
 
@@ -247,6 +249,9 @@ class Engine {
   // Makes a sector pending unless it has an entry already (another request
   // of the same region, also holding it shared, got there first).
   void MarkPendingUnlessMapped(uint64_t sector, const char* why) REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
+  // Makes a sector pending; over_slot: also when it has a slot (that slot
+  // then maps nothing: the caller retires it).
+  void SetPending(uint64_t sector, const char* why, bool over_slot) REQUIRES_SHARED(regions_) EXCLUDES(table_mu_);
   void RecordEvent(EventKind kind, uint64_t sector, int64_t slot, std::string detail);
   // The item logs below: summaries of ended intervals (Tick), or all (Flush).
   void TickItemLogs();

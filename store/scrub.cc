@@ -23,7 +23,6 @@ int64_t WallUs() {
       .count();
 }
 
-
 }  // namespace
 
 Scrubber::Scrubber(Engine* engine, ScrubOptions options) : engine_(engine), options_(options) {
@@ -45,7 +44,7 @@ ScrubStatus Scrubber::StatusOf(const ScrubState& state, uint64_t sector_count, u
 }
 
 ScrubStatus Scrubber::GetStatus() const {
-  const uint64_t used = engine_->GetHealth().slots_used;
+  const uint64_t used = engine_->slots_used();
   MutexLock lock(&mu_);
   ScrubStatus st = StatusOf(state_, engine_->sector_count(), engine_->sector_size(), used);
   st.done_bytes = std::min(st.total_bytes, st.done_bytes + (st.in_spare ? spare_bytes_ : 0));

@@ -38,14 +38,6 @@ FaultRule ReadRule(Device device, uint64_t first, uint64_t times = 0, uint32_t d
   return r;
 }
 
-uint64_t CounterOf(Engine* e, std::string_view name) {
-  for (const auto& [n, v] : e->GetHealth().counters) {
-    if (n == name) return v;
-  }
-  ADD_FAILURE() << "no counter " << name;
-  return 0;
-}
-
 class ScrubTest : public ::testing::Test {
  protected:
   test::QuietLogs quiet_;
@@ -92,11 +84,11 @@ TEST_F(ScrubTest, APassFindsUnreadableAndMarginalSectorsAndFailingSlots) {
   EXPECT_EQ(test::ReadSector(engine_.get(), 1500), on_main);
   const Health h = engine_->GetHealth();
   EXPECT_EQ(h.slots_bad, 2u);
-  EXPECT_EQ(CounterOf(engine_.get(), "scrub_unreadable"), 1u);
-  EXPECT_EQ(CounterOf(engine_.get(), "scrub_rescued"), 3u);  // 900, 1500 and 8
-  EXPECT_EQ(CounterOf(engine_.get(), "scrub_slots_retired"), 2u);
-  EXPECT_EQ(CounterOf(engine_.get(), "scrub_passes"), 1u);
-  EXPECT_GE(CounterOf(engine_.get(), "scrub_bytes"), (kSectors - 3) * 512);
+  EXPECT_EQ(test::CounterValue(engine_->GetHealth(), Counter::kScrubUnreadable), 1u);
+  EXPECT_EQ(test::CounterValue(engine_->GetHealth(), Counter::kScrubRescued), 3u);  // 900, 1500 and 8
+  EXPECT_EQ(test::CounterValue(engine_->GetHealth(), Counter::kScrubSlotsRetired), 2u);
+  EXPECT_EQ(test::CounterValue(engine_->GetHealth(), Counter::kScrubPasses), 1u);
+  EXPECT_GE(test::CounterValue(engine_->GetHealth(), Counter::kScrubBytes), (kSectors - 3) * 512);
   scrub.Stop();
   ASSERT_TRUE(engine_->Close().ok());
   test::ExpectCheckClean(set_);
@@ -146,9 +138,9 @@ TEST_F(ScrubTest, ARunningPassResumesAtTheNextOpenWhereItWas) {
   ASSERT_TRUE(scrub.Resume(/*rate=*/0).ok());
   scrub.Launch();
   const ScrubStatus st = WaitIdle(scrub);
-  EXPECT_EQ(CounterOf(engine_.get(), "scrub_passes"), 1u);
+  EXPECT_EQ(test::CounterValue(engine_->GetHealth(), Counter::kScrubPasses), 1u);
   // The second run read only what the first had not.
-  EXPECT_LT(CounterOf(engine_.get(), "scrub_bytes"), 2 * kSectors * 512);
+  EXPECT_LT(test::CounterValue(engine_->GetHealth(), Counter::kScrubBytes), 2 * kSectors * 512);
   EXPECT_EQ(st.state.run, ScrubState::Run::kIdle);
 }
 
@@ -156,14 +148,14 @@ TEST_F(ScrubTest, AScheduleStartsAPassWhenTheLastIsOldEnough) {
   Scrubber scrub(engine_.get(), ScrubOptions{.default_rate = 0, .every = std::chrono::hours(1)});
   scrub.Launch();  // never scrubbed: a pass is due now
   const auto deadline = Clock::now() + std::chrono::seconds(20);
-  while (CounterOf(engine_.get(), "scrub_passes") == 0 && Clock::now() < deadline) {
+  while (test::CounterValue(engine_->GetHealth(), Counter::kScrubPasses) == 0 && Clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(5));
   }
-  EXPECT_EQ(CounterOf(engine_.get(), "scrub_passes"), 1u);
+  EXPECT_EQ(test::CounterValue(engine_->GetHealth(), Counter::kScrubPasses), 1u);
   std::this_thread::sleep_for(milliseconds(300));  // the next is an hour away
   const ScrubStatus st = scrub.GetStatus();
   EXPECT_EQ(st.state.run, ScrubState::Run::kIdle);
-  EXPECT_EQ(CounterOf(engine_.get(), "scrub_passes"), 1u);
+  EXPECT_EQ(test::CounterValue(engine_->GetHealth(), Counter::kScrubPasses), 1u);
 }
 
 TEST_F(ScrubTest, StopEndsAStepWithinOneRead) {
