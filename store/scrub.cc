@@ -182,6 +182,7 @@ void Scrubber::Run() {
   auto last_save = Clock::now();
   auto next_step = Clock::now();  // the rate's: when the next step may begin
   uint64_t seen_requests = engine_->requests();
+  uint64_t paced = changes_;  // the verbs next_step was paced after
   while (!stopping_) {
     if (state_.run != ScrubState::Run::kRunning) {
       samples_.clear();
@@ -218,6 +219,11 @@ void Scrubber::Run() {
     for (uint64_t r; !interrupted && (r = engine_->requests()) != seen_requests && Clock::now() < yield_end;) {
       seen_requests = r;
       interrupted = !Sleep(Clock::now() + kYieldStep);
+    }
+    // A verb (a new rate, a pause and resume) restarts the pacing.
+    if (paced != changes_) {
+      paced = changes_;
+      next_step = Clock::now();
     }
     if (interrupted || (next_step > Clock::now() && !Sleep(next_step))) continue;
     const uint64_t generation = changes_;
