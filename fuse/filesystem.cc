@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -91,6 +93,8 @@ void OnInit(void* userdata, fuse_conn_info* conn) {
   // instead of as a truncate to 0.
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // every write reaches the engine
+  // Read replies spliced from the image's page cache (ReplySpliced).
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
   conn->max_background = Filesystem::kMaxBackground;
   conn->congestion_threshold = Filesystem::kMaxBackground * 3 / 4;
 }
@@ -238,10 +242,94 @@ Filesystem::~Filesystem() = default;
 
 namespace {
 
+// A FUSE worker's pipe for spliced read replies. Non-blocking: a splice
+// that does not fit fails instead of waiting for a reader that never comes.
+class ReplyPipe {
+ public:
+  ReplyPipe() = default;
+  ReplyPipe(const ReplyPipe&) = delete;
+  ReplyPipe& operator=(const ReplyPipe&) = delete;
+  ~ReplyPipe() { Close(); }
+
+  // The write end of an empty pipe with room for n bytes at any offset;
+  // -1 when there is none (then it is not tried again).
+  int Take(size_t n) {
+    if (broken_) return -1;
+    if (fds_[0] < 0 && ::pipe2(fds_, O_CLOEXEC | O_NONBLOCK) != 0) {
+      fds_[0] = fds_[1] = -1;
+      broken_ = true;
+      return -1;
+    }
+    // One page more: an unaligned read spans one more page than its size.
+    const size_t need = n + static_cast<size_t>(::getpagesize());
+    if (room_ < need) {
+      const int r = ::fcntl(fds_[1], F_SETPIPE_SZ, static_cast<int>(need));
+      if (r < 0) {
+        spdlog::debug("read replies are copied: a pipe of {} bytes: {}", need, std::strerror(errno));
+        broken_ = true;
+        return -1;
+      }
+      room_ = static_cast<size_t>(r);
+    }
+    return fds_[1];
+  }
+  int read_end() const { return fds_[0]; }
+  // Throws away what a failed splice left in it.
+  void Discard() { Close(); }
+  // After a reply: the next one must not start with this one's leftovers
+  // (libfuse answers an error itself when its splice fails midway).
+  void DiscardLeftovers() {
+    int left = 0;
+    if (::ioctl(fds_[0], FIONREAD, &left) != 0 || left != 0) Close();
+  }
+
+ private:
+  void Close() {
+    if (fds_[0] >= 0) {
+      ::close(fds_[0]);
+      ::close(fds_[1]);
+    }
+    fds_[0] = fds_[1] = -1;
+    room_ = 0;
+  }
+
+  int fds_[2] = {-1, -1};
+  size_t room_ = 0;
+  bool broken_ = false;
+};
+
+// Reads of at least this size are spliced: below it libfuse copies the
+// pipe into a buffer anyway (it splices only from two pages on).
+constexpr size_t kSpliceMin = 2 * 4096;
+
+// Answers a read whose bytes the engine can splice (Engine::SpliceRead)
+// from them, without copying them through a buffer: one copy instead of
+// two. False, having answered nothing, when the read must go the ordinary
+// way.
+bool ReplySpliced(Filesystem* fs, fuse_req_t req, off_t off, size_t n) {
+  thread_local ReplyPipe pipe;
+  GateHold hold(fs->gate());
+  if (!hold) return false;
+  const int in = pipe.Take(n);
+  if (in < 0) return false;
+  if (!fs->engine()->SpliceRead(off, n, in)) {
+    pipe.Discard();
+    return false;
+  }
+  fuse_bufvec data = FUSE_BUFVEC_INIT(n);
+  data.buf[0].flags = FUSE_BUF_IS_FD;
+  data.buf[0].fd = pipe.read_end();
+  fuse_reply_data(req, &data, FUSE_BUF_SPLICE_MOVE);  // answers an error itself
+  pipe.DiscardLeftovers();
+  return true;
+}
+
 void OnRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*) {
   Filesystem* fs = Fs(req);
   const uint64_t image = fs->engine()->size();
   const size_t n = static_cast<uint64_t>(off) >= image ? 0 : std::min<uint64_t>(size, image - off);
+  // With a ring (-o direct, block devices) reads go to the disk asynchronously.
+  if (n >= kSpliceMin && !fs->engine()->async() && ReplySpliced(fs, req, off, n)) return;
   Filesystem::IoRequest::Start(fs, req, Filesystem::IoRequest::kRead, off, n, nullptr);
 }
 

@@ -52,6 +52,12 @@ class Backend {
     size_t align = 0;
   };
   virtual Direct direct() { return {}; }
+  // Moves n bytes at offset into a pipe (its write end `pipe`) without
+  // copying them (splice(2)): a read reply can then be spliced on to the
+  // kernel. Not for every image (EOPNOTSUPP: O_DIRECT, a memory image,
+  // fault rules set). A failure may leave part of the bytes in the pipe:
+  // the caller empties it. REQUIRES: offset + n <= Size().
+  virtual Status SpliceTo(uint64_t offset, size_t n, int pipe);
   // Gives a regular file all its blocks, so that no later write of it can
   // fail for want of space on its filesystem; nothing for a block device.
   virtual Status Reserve() = 0;

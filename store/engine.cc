@@ -425,6 +425,23 @@ Status Engine::Read(uint64_t offset, size_t n, char* out) {
   return ReadRange(offset, n, out);
 }
 
+bool Engine::SpliceRead(uint64_t offset, size_t n, int pipe) {
+  if (n == 0 || !CheckRange(offset, n).ok()) return false;
+  RegionGuard guard(&regions_, offset, n, RegionGuard::Shared{});
+  RunList list;
+  RunsFor(offset, n, &list);
+  const Run& r = list.runs.front();
+  if (list.runs.size() != 1 || r.kind == Run::kPending) return false;
+  const uint64_t ss = sector_size();
+  const Status s = r.kind == Run::kMain
+                       ? main_->SpliceTo(offset, n, pipe)
+                       : spare_->SpliceTo(SlotOffset(r.slot, ss) + (offset - r.first * ss), n, pipe);
+  if (!s.ok()) return false;  // Read will meet the same failure and deal with it
+  counters_.Add(Counter::kReads);
+  counters_.Add(Counter::kBytesRead, n);
+  return true;
+}
+
 Status Engine::ReadRange(uint64_t offset, size_t n, char* out) {
   Status s;
   const uint64_t ss = sector_size(), end = offset + n;

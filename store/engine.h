@@ -124,6 +124,16 @@ class Engine {
   };
   void ReadAsync(uint64_t offset, size_t n, char* out, IoDone* done) EXCLUDES(table_mu_);
   void WriteAsync(uint64_t offset, size_t n, const char* data, IoDone* done) EXCLUDES(table_mu_);
+  // Read without a copy: when [offset, offset + n) is one run of MAIN or of
+  // slots whose image can splice (Backend::SpliceTo), moves its bytes into
+  // the pipe `pipe` (write end) and counts the read. False when it did not:
+  // nothing was counted, the pipe may hold a part, which the caller
+  // discards before it reads the ordinary way (Read), which also deals with
+  // what made the splice fail (retries, pending sectors, error counters).
+  // The bytes are the image's pages, not a copy: a write that overlaps the
+  // read while its reply is on its way may show in it, as in any concurrent
+  // overlapping read and write of a disk.
+  bool SpliceRead(uint64_t offset, size_t n, int pipe) EXCLUDES(table_mu_);
   // Whether ReadAsync and WriteAsync can go asynchronously at all.
   bool async() const { return ring_ != nullptr; }
   // Makes every acknowledged write and table change durable (DESIGN.md,

@@ -116,6 +116,9 @@ class FaultyBackend final : public Backend {
   // The base's, while no rule is set: a request that bypasses ReadAt and
   // WriteAt must have no rule to apply.
   Direct direct() override { return rules_->empty() ? base_->direct() : Direct{}; }
+  Status SpliceTo(uint64_t offset, size_t n, int pipe) override {
+    return rules_->empty() ? base_->SpliceTo(offset, n, pipe) : Backend::SpliceTo(offset, n, pipe);
+  }
 
  private:
   Status Apply(FaultOp op, uint64_t offset, size_t n);
