@@ -75,7 +75,7 @@ void Daemon::PrepareSignals() {
 }
 
 int Daemon::Run(fuse_session* session, Filesystem* fs, Engine* engine, Scrubber* scrubber,
-                std::unique_ptr<ControlServer> control, int threads) {
+                std::unique_ptr<ControlServer> control, MetricsFile* metrics, int threads) {
   auto shared = std::make_shared<State>();
   State& state = *shared;
   state.session = session;
@@ -118,11 +118,14 @@ int Daemon::Run(fuse_session* session, Filesystem* fs, Engine* engine, Scrubber*
                MsSince(t));
 
   // 2. Background workers: the control channel first (a verb could start
-  // a scrub), then the scrub, which saves where it is.
+  // a scrub), then the scrub, which saves where it is, then the metrics
+  // file, written a last time with the final figures.
   t = Clock::now();
   control->Stop();
   scrubber->Stop();
-  spdlog::info("shutdown step 2: background workers (control channel, scrub) stopped in {:.1f} ms", MsSince(t));
+  if (metrics) metrics->Stop();
+  spdlog::info("shutdown step 2: background workers (control channel, scrub{}) stopped in {:.1f} ms",
+               metrics ? ", metrics" : "", MsSince(t));
 
   // 3-6. The engine.
   Status s = engine->Close();

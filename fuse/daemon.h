@@ -8,7 +8,8 @@
 // Shutdown starts on SIGTERM, SIGINT or SIGHUP (a dedicated sigwait thread),
 // or when the kernel ends the session (fusermount -u, umount). Steps, each
 // logged with its duration: 1. stop taking requests and let those in flight
-// finish; 2. stop background workers (the control channel); 3-6. the
+// finish; 2. stop background workers (the control channel, the scrub, the
+// metrics file); 3-6. the
 // engine's Close (sync, writer, DB, files); then unmount.
 #pragma once
 
@@ -21,6 +22,7 @@
 
 #include "fuse/filesystem.h"
 #include "store/control.h"
+#include "store/metrics.h"
 #include "store/scrub.h"
 
 namespace remapfs {
@@ -34,8 +36,9 @@ class Daemon {
   // Takes ownership of a mounted session and runs the filesystem until
   // shutdown; returns the process exit code.
   // REQUIRES: PrepareSignals() was called.
+  // metrics: nullptr when no metrics file is written.
   static int Run(fuse_session* session, Filesystem* fs, Engine* engine, Scrubber* scrubber,
-                 std::unique_ptr<ControlServer> control, int threads);
+                 std::unique_ptr<ControlServer> control, MetricsFile* metrics, int threads);
 };
 
 }  // namespace remapfs

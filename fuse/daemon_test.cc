@@ -49,7 +49,7 @@ TEST(Daemon, NoThreadOutlivesRunAndALateSignalStaysPending) {
   ASSERT_TRUE(scrubber.Start(/*rate=*/1'000'000).ok());
   control->Start(engine.get(), /*read_only=*/false, &scrubber);
 
-  EXPECT_EQ(Daemon::Run(se, &fs, engine.get(), &scrubber, std::move(control), 2), 0);
+  EXPECT_EQ(Daemon::Run(se, &fs, engine.get(), &scrubber, std::move(control), nullptr, 2), 0);
   EXPECT_EQ(ThreadCount(), threads_before);
   fuse_opt_free_args(&args);  // fuse_session_new copied the arguments into it
 

@@ -23,6 +23,7 @@
 #include "fuse/filesystem.h"
 #include "store/control.h"
 #include "store/engine.h"
+#include "store/metrics.h"
 #include "store/parse.h"
 
 namespace remapfs {
@@ -55,6 +56,10 @@ remapfs options (-o):
                       (10^6 bytes), 0 for none, up to 100000 (default 50)
   scrub_slow_ms=N     a scrub read this slow (ms, 1 to 60000) is marginal: its
                       sector is moved to a spare slot (default 500)
+  metrics=FILE        write the set's metrics (Prometheus text format, as
+                      remapctl metrics prints them) to FILE, atomically, for
+                      node_exporter's textfile collector (name it *.prom)
+  metrics_every=S     how often, in seconds, 1 to 86400 (default 15)
   log=FILE            log to FILE (default: stderr with -f, syslog otherwise)
   log_level=LEVEL     debug, info (default), warn or error
 
@@ -77,6 +82,7 @@ constexpr uint64_t kDefaultThreads = 4, kMaxThreads = 64;
 constexpr uint64_t kDefaultAsyncThreads = 2;
 constexpr uint64_t kDefaultCommitMs = 1000, kMaxCommitMs = 3600 * 1000;  // an hour
 constexpr uint64_t kMaxScrubEveryHours = 24 * 365, kMaxScrubSlowMs = 60000;
+constexpr uint64_t kDefaultMetricsEvery = 15, kMaxMetricsEvery = 24 * 3600;
 
 struct Options {
   char* spare = nullptr;
@@ -90,6 +96,8 @@ struct Options {
   char* scrub_every = nullptr;
   char* scrub_rate = nullptr;
   char* scrub_slow_ms = nullptr;
+  char* metrics = nullptr;
+  char* metrics_every = nullptr;
   int direct = 0;
   int cache = 0;
   int read_only = 0;
@@ -114,6 +122,8 @@ const fuse_opt kOptSpec[] = {
     OPT("scrub_every=%s", scrub_every, 0),
     OPT("scrub_rate=%s", scrub_rate, 0),
     OPT("scrub_slow_ms=%s", scrub_slow_ms, 0),
+    OPT("metrics=%s", metrics, 0),
+    OPT("metrics_every=%s", metrics_every, 0),
     OPT("direct", direct, 1),
     OPT("cache", cache, 1),
     FUSE_OPT_KEY("ro", kReadOnly),
@@ -283,6 +293,8 @@ struct Plan {
   uint64_t threads = 0;  // 0: the default, chosen once the set is open
   uint64_t commit_ms = kDefaultCommitMs;
   ScrubOptions scrub;
+  std::string metrics;  // empty: none
+  uint64_t metrics_every = kDefaultMetricsEvery;
 };
 
 // Checks the parsed options and paths; any problem ends the process with one
@@ -296,8 +308,10 @@ Plan MakePlan(const Options& o, Startup* startup) {
   if (!*o.spare) startup->Fail("spare= is empty: give the SPARE image of the set");
   if (o.db && !*o.db) startup->Fail("db= is empty: give the set's DB, or leave db= out for SPARE.db");
   Plan plan;
-  for (auto [what, text, max, out] : {std::tuple{"threads", o.threads, kMaxThreads, &plan.threads},
-                                      std::tuple{"commit_ms", o.commit_ms, kMaxCommitMs, &plan.commit_ms}}) {
+  for (auto [what, text, max, out] :
+       {std::tuple{"threads", o.threads, kMaxThreads, &plan.threads},
+        std::tuple{"commit_ms", o.commit_ms, kMaxCommitMs, &plan.commit_ms},
+        std::tuple{"metrics_every", o.metrics_every, kMaxMetricsEvery, &plan.metrics_every}}) {
     if (!text) continue;
     Status s = ParseNumber(what, text, 1, max, out);
     if (!s.ok()) startup->Fail(s.message());
@@ -315,6 +329,13 @@ Plan MakePlan(const Options& o, Startup* startup) {
   plan.scrub.every = std::chrono::hours(every_h);
   plan.scrub.default_rate = rate_mb * 1'000'000;
   plan.scrub.slow = std::chrono::milliseconds(slow_ms);
+  if (o.metrics && !*o.metrics) startup->Fail("metrics= is empty: give the file to write the metrics to");
+  if (o.metrics) {
+    plan.metrics = AbsolutePath(o.metrics);
+    const Status s = MetricsFile::Probe(plan.metrics);
+    if (!s.ok()) startup->Fail("metrics=: " + s.message());
+  }
+  if (o.metrics_every && !o.metrics) startup->Fail("metrics_every= needs metrics=FILE");
   SetPaths& paths = plan.paths;
   paths.main = AbsolutePath(o.positional[0]);
   paths.spare = AbsolutePath(o.spare);
@@ -396,11 +417,24 @@ int Main(int argc, char** argv) {
     startup.Fail(line);
   };
 
+  Scrubber scrubber(engine.get(), plan.scrub);
+  // Written once before the mount, so that a file that cannot be written is
+  // refused with the rest of the bad input.
+  std::unique_ptr<MetricsFile> metrics;
+  if (!plan.metrics.empty()) {
+    metrics = std::make_unique<MetricsFile>(plan.metrics, std::chrono::seconds(plan.metrics_every),
+                                            [&engine, &scrubber] { return LiveStatus(engine.get(), &scrubber); });
+    s = metrics->Start();
+    if (!s.ok()) fail_open("metrics: " + s.message());
+  }
+
   fs.Attach(engine.get());
-  if (fuse_session_mount(se, mountpoint.c_str()) != 0) fail_open("cannot mount on " + mountpoint + FuseSaid());
+  if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
+    if (metrics) metrics->Stop();
+    fail_open("cannot mount on " + mountpoint + FuseSaid());
+  }
 
   // A read-only mount changes nothing, so it does not scrub either.
-  Scrubber scrubber(engine.get(), plan.scrub);
   if (!o.read_only) scrubber.Launch();
   control->Start(engine.get(), o.read_only, &scrubber);
   g_fuse_to_log = true;
@@ -409,7 +443,8 @@ int Main(int argc, char** argv) {
                paths.db);
   startup.Done();
   const uint64_t threads = plan.threads ? plan.threads : engine->async() ? kDefaultAsyncThreads : kDefaultThreads;
-  const int rc = Daemon::Run(se, &fs, engine.get(), &scrubber, std::move(control), static_cast<int>(threads));
+  const int rc = Daemon::Run(se, &fs, engine.get(), &scrubber, std::move(control), metrics.get(),
+                             static_cast<int>(threads));
   fuse_opt_free_args(&args);
   spdlog::shutdown();
   // Workers left blocked in the kernel (if any) must not run destructors.

@@ -157,15 +157,21 @@ json DispatchScrub(Engine* engine, Scrubber* scrubber, const ControlRequest& r) 
   return Changed(engine, s, s.ok() ? ScrubStatusToJson(scrubber->GetStatus()) : json());
 }
 
+}  // namespace
+
+SetStatus LiveStatus(Engine* engine, const Scrubber* scrubber) {
+  SetStatus st{engine->uuid(), engine->sector_size(), engine->size(), engine->GetHealth(), {}};
+  st.scrub = scrubber ? scrubber->GetStatus()
+                      : Scrubber::StatusOf(engine->saved_scrub_state(), engine->sector_count(), engine->sector_size(),
+                                           st.health.slots_used);
+  return st;
+}
+
+namespace {
+
 json Dispatch(Engine* engine, Scrubber* scrubber, const ControlRequest& r) {
   switch (r.verb) {
-    case ControlVerb::kStatus: {
-      SetStatus st{engine->uuid(), engine->sector_size(), engine->size(), engine->GetHealth(), {}};
-      st.scrub = scrubber ? scrubber->GetStatus()
-                          : Scrubber::StatusOf(engine->saved_scrub_state(), engine->sector_count(),
-                                               engine->sector_size(), st.health.slots_used);
-      return ControlReplyOk(SetStatusToJson(st));
-    }
+    case ControlVerb::kStatus: return ControlReplyOk(SetStatusToJson(LiveStatus(engine, scrubber)));
     case ControlVerb::kList: return ControlReplyOk(ToJsonArray(engine->List(r.first, r.end), MappingToJson));
     case ControlVerb::kFaultList: return ControlReplyOk(ToJsonArray(engine->ListFaultRules(), FaultRuleToJson));
     case ControlVerb::kFaultAdd: {

@@ -61,6 +61,10 @@ class ControlClient {
   const int pidfd_;  // -1 when the kernel has no pidfd_open
 };
 
+// The status of a set a daemon serves (the control verb `status`); scrubber
+// nullptr: the scrub's state as the DB has it.
+SetStatus LiveStatus(Engine* engine, const Scrubber* scrubber);
+
 // A background worker of the daemon: accepts connections and answers them
 // one at a time. Stop() wakes it (eventfd) and joins it. It never waits on a
 // client once stopped: every wait for a client also watches the eventfd, so

@@ -46,11 +46,36 @@ void Counters::Load(const std::vector<std::pair<std::string, uint64_t>>& named) 
   }
 }
 
+const std::vector<std::pair<HealthBit, std::string_view>>& HealthBitNames() {
+  static const std::vector<std::pair<HealthBit, std::string_view>> names = {
+      {kHealthDegraded, "degraded"},         {kHealthPending, "pending"},
+      {kHealthSpareLow, "spare-low"},        {kHealthSpareExhausted, "spare-exhausted"},
+      {kHealthStoreFailing, "store-failing"}, {kHealthUncleanStop, "unclean-stop"}};
+  return names;
+}
+
+int HealthBits(const Health& h) {
+  int bits = 0;
+  if (h.remapped_sectors != 0 || h.pending_sectors != 0 || h.slots_bad != 0) bits |= kHealthDegraded;
+  if (h.pending_sectors != 0) bits |= kHealthPending;
+  if (h.SpareExhausted()) {
+    bits |= kHealthSpareExhausted | kHealthSpareLow;
+  } else if (h.SpareLow()) {
+    bits |= kHealthSpareLow;
+  }
+  if (!h.sync_error.empty() || !h.store_error.empty()) bits |= kHealthStoreFailing;
+  if (!h.was_clean) bits |= kHealthUncleanStop;
+  return bits;
+}
+
+bool Health::SpareExhausted() const { return slots_free == 0 && slots_quarantined == 0; }
+bool Health::SpareLow() const { return uint64_t{slots_free} * 10 < slots_total; }
+
 std::string Health::State() const {
   if (!sync_error.empty()) return "sync-failed";
   if (!store_error.empty()) return "store-failing";
-  if (slots_free == 0 && slots_quarantined == 0) return "spare-exhausted";
-  if (uint64_t{slots_free} * 10 < slots_total) return "spare-low";
+  if (SpareExhausted()) return "spare-exhausted";
+  if (SpareLow()) return "spare-low";
   if (remapped_sectors != 0 || pending_sectors != 0 || slots_bad != 0) return "degraded";
   return "ok";
 }

@@ -79,7 +79,28 @@ struct Health {
   // "spare-exhausted", "spare-low" (< 10% of the slots free), "degraded"
   // (MAIN has remapped or pending sectors, or SPARE has bad slots), "ok".
   std::string State() const;
+  // No slot is free nor will be (none waits in quarantine).
+  bool SpareExhausted() const;
+  // Under a tenth of the slots free.
+  bool SpareLow() const;
 };
+
+// `remapctl health`: a bit for each condition that holds, as smartctl's
+// exit status has; 0 when none does. Bits 0 and 1 stay remapctl's own exit
+// codes (1: it failed, 2: a usage error), so a script tells "could not
+// tell" from any condition.
+enum HealthBit : int {
+  kHealthDegraded = 1 << 2,        // remapped or pending sectors, or bad slots
+  kHealthPending = 1 << 3,         // pending sectors: data lost until written
+  kHealthSpareLow = 1 << 4,        // under a tenth of the slots free
+  kHealthSpareExhausted = 1 << 5,  // no slot free
+  kHealthStoreFailing = 1 << 6,    // a commit or a data sync failed
+  kHealthUncleanStop = 1 << 7,     // the last stop was not orderly
+};
+// Every bit, in order, with its name ("degraded", "pending", "spare-low",
+// "spare-exhausted", "store-failing", "unclean-stop").
+const std::vector<std::pair<HealthBit, std::string_view>>& HealthBitNames();
+int HealthBits(const Health& h);
 
 // Where the scrub (scrub.h) is: `remapctl scrub status`.
 struct ScrubStatus {

@@ -83,9 +83,26 @@ std::string ScrubLine(const json& scrub) {
 
 void PrintScrub(const json& scrub) { std::cout << "scrub: " << ScrubLine(scrub) << "\n"; }
 
+// One row per range of consecutive sectors in one state (and, remapped, in
+// consecutive slots).
 void PrintMappings(const json& mappings) {
-  std::vector<std::vector<std::string>> rows = {{"sector", "state", "slot"}};
-  for (const auto& m : mappings) rows.push_back({Str(m["sector"]), Str(m["state"]), Str(m["slot"])});
+  std::vector<std::vector<std::string>> rows = {{"sectors", "count", "state", "slots"}};
+  auto span = [](uint64_t first, uint64_t count) {
+    return count == 1 ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(first + count - 1);
+  };
+  for (size_t i = 0; i < mappings.size();) {
+    const json& m = mappings[i];
+    const uint64_t first = m["sector"];
+    const bool pending = m["slot"].is_null();
+    size_t n = 1;
+    for (; i + n < mappings.size(); ++n) {
+      const json& next = mappings[i + n];
+      if (next["sector"].get<uint64_t>() != first + n || next["slot"].is_null() != pending) break;
+      if (!pending && next["slot"].get<uint64_t>() != m["slot"].get<uint64_t>() + n) break;
+    }
+    rows.push_back({span(first, n), std::to_string(n), Str(m["state"]), pending ? "-" : span(m["slot"], n)});
+    i += n;
+  }
   PrintTable(rows);
 }
 

@@ -25,6 +25,7 @@
 #include "store/control_protocol.h"
 #include "store/identity.h"
 #include "store/meta_store.h"
+#include "store/metrics.h"
 #include "store/parse.h"
 #include "store/set_control.h"
 #include "store/set_format.h"
@@ -66,6 +67,7 @@ struct Args {
   std::string rate;     // scrub start, resume
   std::vector<CLI::Option*> rate_options;  // --rate of each verb that has one
   bool wait = false;    // scrub start, resume, status
+  bool check = false;   // status --check
 };
 
 // A number option (text: CLI11's own conversions take "-1" and wrap it).
@@ -172,10 +174,64 @@ int RunRebind(const Args& a) {
   return 0;
 }
 
+// health and status --check: the conditions that hold, as HealthBits.
+json HealthCheckJson(const SetStatus& st) {
+  const Health& h = st.health;
+  const int bits = HealthBits(h);
+  json conditions = json::array();
+  for (const auto& [bit, name] : HealthBitNames()) {
+    if (bits & bit) conditions.push_back(name);
+  }
+  return json{{"uuid", st.uuid},
+              {"state", h.State()},
+              {"conditions", conditions},
+              {"exit_status", bits},
+              {"remapped_sectors", h.remapped_sectors},
+              {"pending_sectors", h.pending_sectors},
+              {"slots_free", h.slots_free},
+              {"slots_total", h.slots_total},
+              {"slots_bad", h.slots_bad},
+              {"was_clean", h.was_clean}};
+}
+
+// One line of key=value pairs, for people and for scripts alike.
+void PrintHealthLine(const json& j) {
+  std::string conditions;
+  for (const auto& c : j["conditions"]) conditions += (conditions.empty() ? "" : ",") + c.get<std::string>();
+  std::cout << fmt::format("state={} remapped_sectors={} pending_sectors={} slots_free={} slots_total={} slots_bad={} "
+                           "was_clean={} conditions={}\n",
+                           j["state"].get<std::string>(), j["remapped_sectors"].get<uint64_t>(),
+                           j["pending_sectors"].get<uint64_t>(), j["slots_free"].get<uint64_t>(),
+                           j["slots_total"].get<uint64_t>(), j["slots_bad"].get<uint64_t>(),
+                           j["was_clean"].get<bool>(), conditions.empty() ? "none" : conditions);
+}
+
 int RunStatus(const Args& a) {
   SetStatus status;
   Check(OpenSet(a)->GetStatus(&status));
   Print(a, SetStatusToJson(status), PrintStatus);
+  return a.check ? HealthBits(status.health) : 0;
+}
+
+int RunHealth(const Args& a) {
+  SetStatus status;
+  Check(OpenSet(a)->GetStatus(&status));
+  Print(a, HealthCheckJson(status), PrintHealthLine);
+  return HealthBits(status.health);
+}
+
+int RunMetrics(const Args& a) {
+  SetStatus status;
+  Check(OpenSet(a)->GetStatus(&status));
+  std::cout << MetricsText(status);
+  return 0;
+}
+
+int RunFlush(const Args& a) {
+  const std::unique_ptr<SetControl> set = OpenSet(a);
+  Check(set->Flush());
+  std::cout << (set->live() ? "flushed: every write the daemon acknowledged is durable\n"
+                            : "nothing to flush: no daemon has the set open (offline changes are durable at once)\n");
   return 0;
 }
 
@@ -320,7 +376,13 @@ void AddSetVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
   create->add_option("--db", a->db, "the set's DB (default: SPARE.db)");
   create->add_option("--sector-size", a->sector_size, "remap unit, 512 or 4096 (default 4096)");
   create->add_option("--spare-size", a->spare_size, "create SPARE as a file of this size (e.g. 64M) if it does not exist");
-  AddVerb(app, a, verbs, "status", "health, slots and counters", kTargetJson, RunStatus);
+  auto* status = AddVerb(app, a, verbs, "status", "health, slots and counters", kTargetJson, RunStatus);
+  status->add_flag("--check", a->check, "exit with remapctl health's status bits");
+  AddVerb(app, a, verbs, "health",
+          "one line for scripts and monitors; the exit status has a bit per condition (see remapctl(8))", kTargetJson,
+          RunHealth);
+  AddVerb(app, a, verbs, "metrics", "the status in Prometheus' text format", kTarget, RunMetrics);
+  AddVerb(app, a, verbs, "flush", "make every write the daemon acknowledged durable", kTarget, RunFlush);
   auto* rebind = AddVerb(
       app, a, verbs, "rebind",
       "accept a new MAIN after a deliberate move (MAIN cloned to another disk or file): records its identity",
@@ -412,6 +474,9 @@ std::optional<int> Parse(CLI::App& app, int argc, char** argv) {
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
     return 0;
+  } catch (const CLI::CallForVersion&) {
+    std::cout << "remapctl " << REMAPFS_VERSION << "\n";
+    return 0;
   } catch (const CLI::CallForAllHelp&) {
     std::cout << app.help("", CLI::AppFormatMode::All);
     return 0;
@@ -428,6 +493,7 @@ int Run(int argc, char** argv) {
   CLI::App app{"remapctl: create, inspect and steer remapfs sets.\n"
                "TARGET is a set's DB, or the mountpoint (or exposed file) of a running remapfs."};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("remapctl ") + REMAPFS_VERSION);
   Args args;
   std::vector<Verb> verbs;
   AddSetVerbs(&app, &args, &verbs);

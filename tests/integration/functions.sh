@@ -42,6 +42,7 @@ readonly CONTROL_PY=$_IT_DIR/control_client.py # a raw control channel client
 # shellcheck disable=SC2034  # used by the tests
 readonly FILEIO_PY=$_IT_DIR/fileio.py          # single reads, writes, fsyncs
 readonly DBREAD_PY=$_IT_DIR/dbread.py          # read-only looks at a live DB
+readonly METRICS_PY=$_IT_DIR/metrics.py        # parses metrics, prints samples
 
 # --- reporting -------------------------------------------------------------
 
@@ -592,6 +593,10 @@ wait_daemon_exit() {
 # control_socket DB: the abstract socket name of the control channel that DB
 # records (the DB is owner-only: as root).
 control_socket() { "$PYTHON" "$CONTROL_PY" "$1" socket; }
+
+# metric FILE|- SAMPLE...: each SAMPLE's value in the metrics FILE (or
+# stdin), parsed by the Prometheus client's parser: see metrics.py.
+metric() { "$PYTHON" "$METRICS_PY" "$@"; }
 
 # committed_sectors DB: table entries committed to the DB, read with SQLite
 # read-only, so that it works while the daemon runs and asks it for nothing

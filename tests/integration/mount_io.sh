@@ -64,7 +64,8 @@ unmount_set "$mnt" "$pid" "$T/mount2.log"
 # found in the default PATH (mount(8) drops the caller's PATH). So it runs in
 # a private mount namespace where $T/bin (a link to the build's remapfs) is
 # bound over /usr/local/sbin; the system is not touched. The kernel page
-# cache option `cache` is used here.
+# cache option `cache` is used here, and `nofail`, as in the fstab line and
+# the systemd unit the README shows.
 mkdir -p "$T/bin"
 ln -s "$REMAPFS" "$T/bin/remapfs"
 random_file "$T/r3" $((1 * MIB))
@@ -72,7 +73,7 @@ nslog=$T/mount-t.log
 cat >"$T/ns.sh" <<'EOS'
 set -euo pipefail
 mount --bind "$T/bin" /usr/local/sbin
-mount -t fuse.remapfs "$MAIN" "$MNT" -o "spare=$SPARE,db=$DB,log=$NSLOG,cache"
+mount -t fuse.remapfs "$MAIN" "$MNT" -o "spare=$SPARE,db=$DB,log=$NSLOG,cache,nofail"
 echo "mounted type $(findmnt -n -o FSTYPE --mountpoint "$MNT")"
 echo "size $(stat -c %s "$MNT/io.img")"
 echo "sha $(sha256sum <"$MNT/io.img" | cut -d' ' -f1)"

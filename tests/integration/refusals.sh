@@ -187,7 +187,9 @@ options)
   for opt in threads=-1 threads=65 threads= threads=4x commit_ms=-5 commit_ms=99999999999999999999 commit_ms=0 \
              commit_ms=3600001 name=.. name=. name= "name=$(printf 'a\tb')" spare= \
              scrub_every=0 scrub_every=-1 scrub_every=8761 scrub_rate=-1 scrub_rate=100001 scrub_rate=1.5 \
-             scrub_rate= scrub_slow_ms=0 scrub_slow_ms=60001; do
+             scrub_rate= scrub_slow_ms=0 scrub_slow_ms=60001 metrics= metrics_every=5 "metrics=$T/no/such/dir/m.prom" \
+             "metrics=$T" "metrics=$T/m.prom,metrics_every=0" "metrics=$T/m.prom,metrics_every=-1" \
+             "metrics=$T/m.prom,metrics_every=86401" "metrics=$T/m.prom,metrics_every=1.5"; do
     refused_option "$opt" >/dev/null
   done
   assert_contains "remapfs: -o db=" "db= is empty" "$(refused_option db=)"

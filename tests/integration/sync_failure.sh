@@ -37,6 +37,7 @@ st=$(must "$REMAPCTL" status "$mnt" --json)
 assert_eq "state" sync-failed "$(jq -r .state <<<"$st")"
 assert_contains "sync_error" "fdatasync" "$(jq -r .sync_error <<<"$st")"
 assert_contains "human status" "sync_error" "$(must "$REMAPCTL" status "$mnt")"
+assert_eq "health: degraded and store-failing" $((4 | 64)) "$(run "$T/health" "$REMAPCTL" health "$mnt")"
 assert_eq "log lines about it" 1 "$(grep -c 'a sync failed' "$T/mount1.log")"
 
 # The way back: stop (the set stays unclean: nothing after the failure was
