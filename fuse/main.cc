@@ -418,12 +418,13 @@ int Main(int argc, char** argv) {
   };
 
   Scrubber scrubber(engine.get(), plan.scrub);
+  const SetPlace place{paths.main, paths.spare, paths.db, mountpoint, getpid(), NowUnixUs()};
   // Written once before the mount, so that a file that cannot be written is
   // refused with the rest of the bad input.
   std::unique_ptr<MetricsFile> metrics;
   if (!plan.metrics.empty()) {
     metrics = std::make_unique<MetricsFile>(plan.metrics, std::chrono::seconds(plan.metrics_every),
-                                            [&engine, &scrubber] { return LiveStatus(engine.get(), &scrubber); });
+                                            [&] { return LiveStatus(engine.get(), &scrubber, place); });
     s = metrics->Start();
     if (!s.ok()) fail_open("metrics: " + s.message());
   }
@@ -436,7 +437,7 @@ int Main(int argc, char** argv) {
 
   // A read-only mount changes nothing, so it does not scrub either.
   if (!o.read_only) scrubber.Launch();
-  control->Start(engine.get(), o.read_only, &scrubber);
+  control->Start(engine.get(), o.read_only, &scrubber, place);
   g_fuse_to_log = true;
   FuseSaid();
   spdlog::info("mounted {} at {}/{} (spare {}, DB {})", paths.main, mountpoint, plan.config.file_name, paths.spare,

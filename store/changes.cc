@@ -1,6 +1,13 @@
 #include "store/changes.h"
 
+#include <chrono>
+
 namespace remapfs {
+
+int64_t NowUnixUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 std::string_view EventKindName(EventKind k) {
   switch (k) {

@@ -21,6 +21,10 @@ enum class EventKind : uint8_t {
 };
 std::string_view EventKindName(EventKind k);
 
+// The wall clock in microseconds since the epoch: the unit of every time
+// the DB, the status and the events hold.
+int64_t NowUnixUs();
+
 struct Event {
   int64_t time_us = 0;  // wall clock, microseconds since the epoch
   EventKind kind = EventKind::kRemapped;

@@ -159,8 +159,8 @@ json DispatchScrub(Engine* engine, Scrubber* scrubber, const ControlRequest& r) 
 
 }  // namespace
 
-SetStatus LiveStatus(Engine* engine, const Scrubber* scrubber) {
-  SetStatus st{engine->uuid(), engine->sector_size(), engine->size(), engine->GetHealth(), {}};
+SetStatus LiveStatus(Engine* engine, const Scrubber* scrubber, const SetPlace& place) {
+  SetStatus st{engine->uuid(), engine->sector_size(), engine->size(), engine->GetHealth(), {}, place};
   st.scrub = scrubber ? scrubber->GetStatus()
                       : Scrubber::StatusOf(engine->saved_scrub_state(), engine->sector_count(), engine->sector_size(),
                                            st.health.slots_used);
@@ -169,9 +169,9 @@ SetStatus LiveStatus(Engine* engine, const Scrubber* scrubber) {
 
 namespace {
 
-json Dispatch(Engine* engine, Scrubber* scrubber, const ControlRequest& r) {
+json Dispatch(Engine* engine, Scrubber* scrubber, const SetPlace& place, const ControlRequest& r) {
   switch (r.verb) {
-    case ControlVerb::kStatus: return ControlReplyOk(SetStatusToJson(LiveStatus(engine, scrubber)));
+    case ControlVerb::kStatus: return ControlReplyOk(SetStatusToJson(LiveStatus(engine, scrubber, place)));
     case ControlVerb::kList: return ControlReplyOk(ToJsonArray(engine->List(r.first, r.end), MappingToJson));
     case ControlVerb::kFaultList: return ControlReplyOk(ToJsonArray(engine->ListFaultRules(), FaultRuleToJson));
     case ControlVerb::kFaultAdd: {
@@ -200,7 +200,7 @@ json Dispatch(Engine* engine, Scrubber* scrubber, const ControlRequest& r) {
 }
 
 // The verb first: a read-only mount refuses a change whatever its arguments.
-json Answer(Engine* engine, Scrubber* scrubber, std::string_view line, bool read_only) {
+json Answer(Engine* engine, Scrubber* scrubber, const SetPlace& place, std::string_view line, bool read_only) {
   json req;
   Status s = ParseControlJson(line, &req);
   if (!s.ok()) return ControlReplyError("bad request: " + s.message());
@@ -214,15 +214,16 @@ json Answer(Engine* engine, Scrubber* scrubber, std::string_view line, bool read
   }
   ControlRequest r;
   s = ControlRequestFromJson(req, &r);
-  return s.ok() ? Dispatch(engine, scrubber, r) : ControlReplyError(s.message());
+  return s.ok() ? Dispatch(engine, scrubber, place, r) : ControlReplyError(s.message());
 }
 
 }  // namespace
 
-std::string HandleControlRequest(Engine* engine, std::string_view line, bool read_only, Scrubber* scrubber) {
+std::string HandleControlRequest(Engine* engine, std::string_view line, bool read_only, Scrubber* scrubber,
+                                 const SetPlace& place) {
   // replace: an error message may quote the request's invalid UTF-8, which
   // a strict dump would throw on.
-  return Answer(engine, scrubber, line, read_only).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  return Answer(engine, scrubber, place, line, read_only).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 namespace {
@@ -366,10 +367,11 @@ Status ControlServer::Listen(std::unique_ptr<ControlServer>* result) {
 ControlServer::ControlServer(std::string name, int listen_fd, int wake_fd)
     : name_(std::move(name)), listen_fd_(listen_fd), wake_fd_(wake_fd) {}
 
-void ControlServer::Start(Engine* engine, bool read_only, Scrubber* scrubber) {
+void ControlServer::Start(Engine* engine, bool read_only, Scrubber* scrubber, SetPlace place) {
   engine_ = engine;
   read_only_ = read_only;
   scrubber_ = scrubber;
+  place_ = std::move(place);
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -413,7 +415,7 @@ void ControlServer::Serve(int fd) {
   }
   std::string line;
   if (!ServerRecvLine(fd, wake_fd_, &line)) return;
-  if (!ServerSendAll(fd, wake_fd_, HandleControlRequest(engine_, line, read_only_, scrubber_))) {
+  if (!ServerSendAll(fd, wake_fd_, HandleControlRequest(engine_, line, read_only_, scrubber_, place_))) {
     spdlog::warn("control channel: a client did not take its reply; dropped it");
   }
 }

@@ -29,8 +29,9 @@ namespace remapfs {
 // Answers one request line. Never throws; malformed input gets an error reply.
 // read_only (a read-only mount): the verbs that change the set are refused.
 // scrubber: the daemon's (the scrub verbs); nullptr: they are refused.
+// place: where the set is and who serves it (the status verb's).
 std::string HandleControlRequest(Engine* engine, std::string_view line, bool read_only = false,
-                                 Scrubber* scrubber = nullptr);
+                                 Scrubber* scrubber = nullptr, const SetPlace& place = {});
 
 // remapctl's end: a checked connection to the daemon that has a DB open.
 class ControlClient {
@@ -63,7 +64,7 @@ class ControlClient {
 
 // The status of a set a daemon serves (the control verb `status`); scrubber
 // nullptr: the scrub's state as the DB has it.
-SetStatus LiveStatus(Engine* engine, const Scrubber* scrubber);
+SetStatus LiveStatus(Engine* engine, const Scrubber* scrubber, const SetPlace& place);
 
 // A background worker of the daemon: accepts connections and answers them
 // one at a time. Stop() wakes it (eventfd) and joins it. It never waits on a
@@ -82,7 +83,7 @@ class ControlServer {
   // first), and its DB records name() (EngineOptions::control_socket).
   // read_only, scrubber: see HandleControlRequest (scrubber too must
   // outlive the server).
-  void Start(Engine* engine, bool read_only, Scrubber* scrubber = nullptr);
+  void Start(Engine* engine, bool read_only, Scrubber* scrubber = nullptr, SetPlace place = {});
   ~ControlServer();
   void Stop();
 
@@ -97,6 +98,7 @@ class ControlServer {
   Engine* engine_ = nullptr;
   Scrubber* scrubber_ = nullptr;
   bool read_only_ = false;
+  SetPlace place_;
   std::thread thread_;
 };
 

@@ -292,6 +292,13 @@ json SetStatusToJson(const SetStatus& st) {
   j["sector_size"] = st.sector_size;
   j["size"] = st.size;
   j["scrub"] = ScrubStatusToJson(st.scrub);
+  const SetPlace& p = st.place;
+  j["main"] = p.main;
+  j["spare"] = p.spare;
+  j["db"] = p.db;
+  j["mountpoint"] = p.mountpoint;
+  j["pid"] = p.pid;
+  j["started_us"] = p.started_us;
   return j;
 }
 
@@ -300,7 +307,10 @@ Status SetStatusFromJson(const json& j, SetStatus* st) {
   return All({HealthFromJson(j, &st->health), Text(j, "uuid", std::nullopt, &st->uuid),
               Whole<uint32_t>(j, "sector_size", std::nullopt, &st->sector_size),
               Whole<uint64_t>(j, "size", std::nullopt, &st->size),
-              scrub ? ScrubStatusFromJson(*scrub, &st->scrub) : Missing("scrub")});
+              scrub ? ScrubStatusFromJson(*scrub, &st->scrub) : Missing("scrub"),
+              Text(j, "main", "", &st->place.main), Text(j, "spare", "", &st->place.spare),
+              Text(j, "db", "", &st->place.db), Text(j, "mountpoint", "", &st->place.mountpoint),
+              Whole<int64_t>(j, "pid", 0, &st->place.pid), Whole<int64_t>(j, "started_us", 0, &st->place.started_us)});
 }
 
 json ScrubStatusToJson(const ScrubStatus& st) {

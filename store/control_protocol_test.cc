@@ -60,7 +60,7 @@ TEST(ControlProtocol, MalformedRequestsAreRefusedWithAReason) {
 }
 
 TEST(ControlProtocol, StatusRoundTrips) {
-  SetStatus st{"u-u-i-d", 512, 1 << 20, {}};
+  SetStatus st{"u-u-i-d", 512, 1 << 20, {}, {}, {"/m", "/s", "/d", "/mnt", 42, 1700000000000000}};
   st.health = {{{"reads", 3}, {"writes", 4}}, 5, 6, 100, 80, 11, 2, 7, 1234, false, "store", "sync", "previous"};
   const json j = SetStatusToJson(st);
   SetStatus back;
@@ -68,6 +68,8 @@ TEST(ControlProtocol, StatusRoundTrips) {
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(SetStatusToJson(back), j);
   EXPECT_EQ(j["state"], "sync-failed");
+  EXPECT_EQ(back.place.mountpoint, "/mnt");
+  EXPECT_EQ(back.place.pid, 42);
   json no_slots = j;
   no_slots.erase("slots");
   EXPECT_EQ(SetStatusFromJson(no_slots, &back).message(), "'slots' must be an object");

@@ -18,12 +18,6 @@ namespace {
 constexpr unsigned kRingDepth = 256;
 using Clock = std::chrono::steady_clock;
 
-int64_t NowUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 double MsSince(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
@@ -784,7 +778,7 @@ void Engine::FlushItemLogs() {
 }
 
 void Engine::RecordEvent(EventKind kind, uint64_t sector, int64_t slot, std::string detail) {
-  writer_->Enqueue(Event{NowUs(), kind, sector, slot, std::move(detail)});
+  writer_->Enqueue(Event{NowUnixUs(), kind, sector, slot, std::move(detail)});
 }
 
 Status Engine::Flush() {

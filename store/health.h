@@ -112,6 +112,16 @@ struct ScrubStatus {
   bool in_spare = false;        // the pass reads slots now (MAIN is done)
 };
 
+// Where a set's parts are and, while it is mounted, the daemon that serves
+// it: as the daemon opened them, or offline where the DB says they were
+// last opened (no daemon: pid 0, mountpoint empty).
+struct SetPlace {
+  std::string main, spare, db;
+  std::string mountpoint;
+  int64_t pid = 0;
+  int64_t started_us = 0;  // when the daemon started, Unix time
+};
+
 // What `remapctl status` reports: the set's identity, its Health and scrub.
 struct SetStatus {
   std::string uuid;
@@ -119,6 +129,7 @@ struct SetStatus {
   uint64_t size = 0;  // MAIN's (and the exposed file's) bytes
   Health health;
   ScrubStatus scrub{};
+  SetPlace place;
 };
 
 }  // namespace remapfs

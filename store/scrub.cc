@@ -18,11 +18,6 @@ constexpr auto kRateWindow = std::chrono::seconds(5);
 // A schedule is looked at again at least this often (the wall clock may jump).
 constexpr auto kScheduleLook = std::chrono::minutes(10);
 
-int64_t WallUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 Scrubber::Scrubber(Engine* engine, ScrubOptions options) : engine_(engine), options_(options) {
@@ -129,7 +124,7 @@ void Scrubber::BeginPass(uint64_t rate) {
   state_.run = ScrubState::Run::kRunning;
   state_.position = 0;
   state_.rate = rate;
-  state_.pass_started_us = WallUs();
+  state_.pass_started_us = NowUnixUs();
   spare_bytes_ = 0;
   error_.clear();
   Changed();
@@ -189,7 +184,7 @@ void Scrubber::Run() {
       if (options_.every.count() > 0 && state_.run == ScrubState::Run::kIdle) {
         const int64_t wait_us =
             state_.last_pass_us + std::chrono::duration_cast<std::chrono::microseconds>(options_.every).count() -
-            WallUs();
+            NowUnixUs();
         if (state_.last_pass_us == 0 || wait_us <= 0) {
           BeginPass(options_.default_rate);
           spdlog::info("scrub: a scheduled pass begins");
@@ -206,9 +201,9 @@ void Scrubber::Run() {
     if (step.done) {
       state_.run = ScrubState::Run::kIdle;
       state_.position = 0;
-      const double minutes = static_cast<double>(WallUs() - state_.pass_started_us) / 60e6;
+      const double minutes = static_cast<double>(NowUnixUs() - state_.pass_started_us) / 60e6;
       state_.pass_started_us = 0;
-      state_.last_pass_us = WallUs();
+      state_.last_pass_us = NowUnixUs();
       Save(/*pass_done=*/true);
       spdlog::info("scrub: pass complete in {:.1f} min", minutes);
       continue;

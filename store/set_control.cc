@@ -212,6 +212,7 @@ Status OfflineSetControl::GetStatus(SetStatus* status) {
   status->uuid = meta->info().uuid;
   status->sector_size = meta->info().sector_size;
   status->size = meta->info().main_size;
+  status->place = SetPlace{meta->info().main_path, meta->info().spare_path, AbsolutePath(db()), "", 0, 0};
   ScrubState scrub;
   s = meta->LoadScrubState(&scrub);
   status->scrub = Scrubber::StatusOf(scrub, meta->info().sector_count(), meta->info().sector_size,

@@ -304,9 +304,7 @@ Status CreateSet(Env* env, const SetPaths& paths, const CreateOptions& options) 
     info.main_path = AbsolutePath(paths.main);
     info.spare_path = AbsolutePath(paths.spare);
     info.slot_count = static_cast<uint32_t>((spare->Size() - kSpareHeaderSize) / ss);  // <= kMaxSlotCount
-    info.created_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+    info.created_us = NowUnixUs();
     s = WriteSet(paths.db, info, main_id.stampable, main.get(), spare.get(), &info.main_identity);
   }
   if (!s.ok()) {

@@ -54,6 +54,16 @@ void PrintStatus(const json& st) {
   }
   for (auto& [k, v] : st["counters"].items()) rows.push_back({k, Str(v)});
   rows.push_back({"scrub", ScrubLine(st["scrub"])});
+  for (const char* k : {"main", "spare", "db"}) rows.push_back({k, Str(st.value(k, json(nullptr)))});
+  const int64_t pid = st.value("pid", int64_t{0});
+  if (pid == 0) {
+    rows.push_back({"daemon", "none (offline; paths as last opened)"});
+  } else {
+    const int64_t started = st["started_us"];
+    const double up = static_cast<double>(NowUnixUs() - started) / 1e6;
+    rows.push_back({"daemon", fmt::format("pid {}, mounted at {}, up {} (since {})", pid,
+                                          st["mountpoint"].get<std::string>(), Duration(up), LocalTime(started))});
+  }
   PrintTable(rows);
 }
 

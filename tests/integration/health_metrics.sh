@@ -4,8 +4,9 @@
 # unclean-stop 128; store-failing 64 is in sync_failure.sh), live and
 # offline; `remapctl metrics` and the daemon's metrics file (-o metrics=)
 # parse with the Prometheus client's parser and say what the set says; the
-# file is replaced atomically, written a last time at the stop, and the
-# small verbs: --version, flush, list in ranges.
+# file is replaced atomically, written a last time at the stop; status
+# shows the paths and the daemon (pid, mountpoint, uptime); and the small
+# verbs: --version, flush, list in ranges.
 source "$(dirname "$0")/functions.sh"
 "$PYTHON" -c "import prometheus_client" 2>/dev/null || skip "needs python3-prometheus-client"
 
@@ -46,6 +47,10 @@ assert_eq "status --check" 12 "$(run "$T/st" "$REMAPCTL" status "$mnt" --check)"
 assert_eq "health --json" 12 "$(run "$T/hj" "$REMAPCTL" health "$mnt" --json)"
 assert_eq "its conditions" "12 degraded,pending" "$(jq -r '"\(.exit_status) \(.conditions | join(","))"' "$T/hj.out")"
 assert_contains "live flush" "flushed" "$(must "$REMAPCTL" flush "$mnt")"
+# status says where the parts are and which daemon serves them.
+assert_eq "live status: place" "$main $spare $db $mnt $pid" \
+  "$(must "$REMAPCTL" status "$mnt" --json | jq -r '"\(.main) \(.spare) \(.db) \(.mountpoint) \(.pid)"')"
+assert_contains "live status: daemon" "pid $pid, mounted at $mnt, up " "$(must "$REMAPCTL" status "$mnt")"
 assert_eq "list in ranges" "8-15 8 remapped 0-7|100 1 pending -" \
   "$(must "$REMAPCTL" list "$mnt" | tail -n +2 | awk '{print $1, $2, $3, $4}' | paste -sd'|')"
 
@@ -72,6 +77,9 @@ unmount_set "$mnt" "$pid" "$T/mount.log"
 assert_file_contains "step 2 names it" "(control channel, scrub, metrics)" "$T/mount.log"
 assert_eq "the last file" "$writes" "$(metric "$prom" remapfs_writes_total)"
 health_is "$db" $((4 | 8 | 16 | 32)) "was_clean=true"
+assert_eq "offline status: place" "$main $spare $db  0" \
+  "$(must "$REMAPCTL" status "$db" --json | jq -r '"\(.main) \(.spare) \(.db) \(.mountpoint) \(.pid)"')"
+assert_contains "offline status: daemon" "none (offline" "$(must "$REMAPCTL" status "$db")"
 
 # kill -9: the next look says the stop was not clean.
 pid=$(mount_set "$main" "$spare" "$db" "$mnt" "$T/mount2.log")
