@@ -7,7 +7,7 @@ PACKAGES=(
   cmake ninja-build g++ clang libclang-rt-dev pkg-config
   libfuse3-dev fuse3 liburing-dev libsqlite3-dev sqlite3 libspdlog-dev libfmt-dev
   libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
-  e2fsprogs util-linux fio psmisc procps jq python3 python3-prometheus-client nbdkit libnbd-bin
+  e2fsprogs util-linux fio psmisc procps jq python3 python3-prometheus-client nbdkit libnbd-bin gddrescue
 )
 
 missing=()

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "store/control_protocol.h"
+#include "store/formats.h"
 #include "store/identity.h"
 #include "store/meta_store.h"
 #include "store/metrics.h"
@@ -68,6 +69,8 @@ struct Args {
   std::vector<CLI::Option*> rate_options;  // --rate of each verb that has one
   bool wait = false;    // scrub start, resume, status
   bool check = false;   // status --check
+  std::string format, block_size;       // export
+  CLI::Option* block_size_given = nullptr;
 };
 
 // A number option (text: CLI11's own conversions take "-1" and wrap it).
@@ -227,6 +230,28 @@ int RunMetrics(const Args& a) {
   return 0;
 }
 
+int RunExport(const Args& a) {
+  const std::optional<ListFormat> format = ParseListFormat(a.format);
+  if (!format) Fail("--format '" + a.format + "' is not badblocks, ddrescue, md or json", 2);
+  ExportOptions eo;
+  if (a.block_size_given->count() > 0) {
+    if (*format != ListFormat::kBadblocks) Fail("--block-size is for --format badblocks", 2);
+    eo.block_size = Number("--block-size", a.block_size, 512, 1 << 20);
+    const Status bs = CheckBlockSize(eo.block_size);
+    if (!bs.ok()) Fail(bs.message(), 2);
+  }
+  const std::unique_ptr<SetControl> set = OpenSet(a);
+  SetStatus status;
+  Check(set->GetStatus(&status));
+  std::vector<Mapping> mappings;
+  Check(set->List(SectorRange{0, UINT64_MAX}, &mappings));
+  eo.sector_size = status.sector_size;
+  eo.size = status.size;
+  eo.uuid = status.uuid;
+  std::cout << ExportList(*format, mappings, eo);
+  return 0;
+}
+
 int RunFlush(const Args& a) {
   const std::unique_ptr<SetControl> set = OpenSet(a);
   Check(set->Flush());
@@ -383,6 +408,14 @@ void AddSetVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
           RunHealth);
   AddVerb(app, a, verbs, "metrics", "the status in Prometheus' text format", kTarget, RunMetrics);
   AddVerb(app, a, verbs, "flush", "make every write the daemon acknowledged durable", kTarget, RunFlush);
+  auto* exp = AddVerb(app, a, verbs, "export",
+                      "the remapped and pending sectors as a badblocks list, a ddrescue mapfile, an md bad-block list "
+                      "or JSON, on stdout",
+                      kTarget, RunExport);
+  exp->add_option("--format", a->format, "badblocks, ddrescue, md or json")->required();
+  a->block_size_given = exp->add_option("--block-size", a->block_size,
+                                        "badblocks: the block size the list counts in, a power of two from 512 to "
+                                        "1048576 (default: the set's sector size)");
   auto* rebind = AddVerb(
       app, a, verbs, "rebind",
       "accept a new MAIN after a deliberate move (MAIN cloned to another disk or file): records its identity",

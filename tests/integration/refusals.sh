@@ -217,6 +217,14 @@ remapctl)
   refused "remapctl: bad --probability" "$REMAPCTL" fault add "$a_db" --device main --sectors 1-2 --probability 2 >/dev/null
   refused "remapctl: bad list --sectors" "$REMAPCTL" list "$a_db" --sectors 5-1 >/dev/null
   refused "remapctl: fault remove unknown id" "$REMAPCTL" fault remove "$a_db" 4242 >/dev/null
+  refused_usage "export: no format" "$REMAPCTL" export "$a_db" >/dev/null
+  refused_usage "export: unknown format" "$REMAPCTL" export "$a_db" --format xml >/dev/null
+  refused_usage "export: block size" "$REMAPCTL" export "$a_db" --format badblocks --block-size 1000 >/dev/null
+  refused_usage "export: block size -1" "$REMAPCTL" export "$a_db" --format badblocks --block-size -1 >/dev/null
+  refused_usage "export: block size elsewhere" "$REMAPCTL" export "$a_db" --format md --block-size 4096 >/dev/null
+  refused "health: TARGET missing" "$REMAPCTL" health "$T/nope.db" >/dev/null
+  refused "metrics: TARGET not a DB" "$REMAPCTL" metrics "$a_main" >/dev/null
+  refused_usage "status: --check=x" "$REMAPCTL" status "$a_db" --check=x >/dev/null
   assert_a_intact "the refusals"
   ;;
 
