@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 
 namespace remapfs {
 
@@ -84,6 +85,181 @@ std::string Json(const std::vector<SectorRun>& runs, const ExportOptions& o) {
 }
 
 }  // namespace
+
+namespace {
+
+// A listed area, in bytes, and the line that listed it.
+struct Area {
+  uint64_t begin = 0, end = 0;
+  bool pending = true;
+  size_t line = 0;
+};
+
+Status LineError(size_t line, const std::string& what) {
+  return Status::InvalidArgument("line " + std::to_string(line) + ": " + what);
+}
+
+// A whole token as an unsigned number: decimal, or (ddrescue) also 0x-hex.
+bool ParseU64(std::string_view tok, bool hex_too, uint64_t* out) {
+  int base = 10;
+  if (hex_too && tok.size() > 2 && tok[0] == '0' && (tok[1] == 'x' || tok[1] == 'X')) {
+    tok.remove_prefix(2);
+    base = 16;
+  }
+  if (tok.empty()) return false;
+  const auto [end, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), *out, base);
+  return ec == std::errc() && end == tok.data() + tok.size();
+}
+
+std::vector<std::string_view> Tokens(std::string_view line) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+    const size_t b = i;
+    while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') ++i;
+    if (i > b) out.push_back(line.substr(b, i - b));
+  }
+  return out;
+}
+
+// Calls fn(line number, tokens) for each line with tokens and no leading '#'.
+template <typename Fn>
+Status ForEachLine(std::string_view text, Fn&& fn) {
+  size_t number = 0;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    const std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    ++number;
+    const std::vector<std::string_view> tokens = Tokens(line);
+    if (tokens.empty() || tokens[0][0] == '#') continue;
+    Status s = fn(number, tokens);
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
+
+Status ParseBadblocks(std::string_view text, const ImportOptions& o, std::vector<Area>* areas) {
+  const uint64_t bs = o.block_size ? o.block_size : o.sector_size;
+  return ForEachLine(text, [&](size_t line, const std::vector<std::string_view>& t) {
+    uint64_t block = 0;
+    if (t.size() != 1 || !ParseU64(t[0], false, &block)) return LineError(line, "expected a block number");
+    if (block > UINT64_MAX / bs - 1) return LineError(line, "block " + std::string(t[0]) + " is out of range");
+    areas->push_back(Area{block * bs, (block + 1) * bs, true, line});
+    return Status::OK();
+  });
+}
+
+Status ParseMd(std::string_view text, std::vector<Area>* areas) {
+  return ForEachLine(text, [&](size_t line, const std::vector<std::string_view>& t) {
+    uint64_t sector = 0, length = 0;
+    if (t.size() != 2 || !ParseU64(t[0], false, &sector) || !ParseU64(t[1], false, &length) || length == 0) {
+      return LineError(line, "expected 'SECTOR LENGTH' (512-byte sectors, length at least 1)");
+    }
+    if (sector > UINT64_MAX / 512 - length) return LineError(line, "sector " + std::string(t[0]) + " is out of range");
+    areas->push_back(Area{sector * 512, (sector + length) * 512, true, line});
+    return Status::OK();
+  });
+}
+
+Status ParseDdrescue(std::string_view text, const ImportOptions& o, std::vector<Area>* areas) {
+  bool seen_status_line = false;
+  uint64_t prev_end = 0;
+  Status s = ForEachLine(text, [&](size_t line, const std::vector<std::string_view>& t) {
+    if (!seen_status_line) {
+      // current_pos current_status [current_pass]
+      uint64_t pos = 0;
+      if (t.size() < 2 || t.size() > 3 || !ParseU64(t[0], true, &pos) || t[1].size() != 1 ||
+          std::string_view("?*/-FGL+").find(t[1][0]) == std::string_view::npos) {
+        return LineError(line, "expected the mapfile's status line 'POS STATUS [PASS]'");
+      }
+      seen_status_line = true;
+      return Status::OK();
+    }
+    uint64_t pos = 0, size = 0;
+    if (t.size() != 3 || !ParseU64(t[0], true, &pos) || !ParseU64(t[1], true, &size) || t[2].size() != 1 ||
+        std::string_view("?*/-+").find(t[2][0]) == std::string_view::npos) {
+      return LineError(line, "expected 'POS SIZE STATUS' (STATUS one of ? * / - +)");
+    }
+    if (size == 0 || pos > UINT64_MAX - size) return LineError(line, "the area's size is 0 or out of range");
+    if (pos < prev_end) return LineError(line, "the area overlaps or comes before the one above it");
+    prev_end = pos + size;
+    if (o.ddrescue_statuses.find(t[2][0]) != std::string::npos) areas->push_back(Area{pos, pos + size, true, line});
+    return Status::OK();
+  });
+  if (s.ok() && !seen_status_line) s = Status::InvalidArgument("not a ddrescue mapfile: no status line");
+  return s;
+}
+
+Status ParseJson(std::string_view text, const ImportOptions& o, std::vector<Area>* areas) {
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::InvalidArgument("not JSON (as remapctl export --format json writes)");
+  if (!j.is_object() || !j.contains("sector_size") || !j["sector_size"].is_number_unsigned() || !j.contains("runs") ||
+      !j["runs"].is_array()) {
+    return Status::InvalidArgument("expected an object with 'sector_size' and 'runs', as remapctl export writes");
+  }
+  if (j["sector_size"] != o.sector_size) {
+    return Status::InvalidArgument("the list is of " + j["sector_size"].dump() + "-byte sectors; this set's are " +
+                                   std::to_string(o.sector_size));
+  }
+  size_t i = 0;
+  for (const auto& r : j["runs"]) {
+    ++i;
+    if (!r.is_object() || !r.contains("first") || !r["first"].is_number_unsigned() || !r.contains("count") ||
+        !r["count"].is_number_unsigned() || r["count"] == 0 || !r.contains("state") ||
+        (r["state"] != "pending" && r["state"] != "remapped")) {
+      return Status::InvalidArgument("run " + std::to_string(i) +
+                                     ": expected 'first', 'count' (at least 1) and 'state' (pending or remapped)");
+    }
+    const uint64_t first = r["first"], count = r["count"];
+    if (first > UINT64_MAX / o.sector_size - count) {
+      return Status::InvalidArgument("run " + std::to_string(i) + ": out of range");
+    }
+    areas->push_back(Area{first * o.sector_size, (first + count) * o.sector_size, r["state"] == "pending", i});
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ParseList(ListFormat format, std::string_view text, const ImportOptions& o, std::vector<SectorRun>* runs) {
+  std::vector<Area> areas;
+  Status s;
+  switch (format) {
+    case ListFormat::kBadblocks: s = ParseBadblocks(text, o, &areas); break;
+    case ListFormat::kDdrescue: s = ParseDdrescue(text, o, &areas); break;
+    case ListFormat::kMd: s = ParseMd(text, &areas); break;
+    case ListFormat::kJson: s = ParseJson(text, o, &areas); break;
+  }
+  if (!s.ok()) return s;
+  const std::string where = format == ListFormat::kJson ? "run " : "line ";
+  for (const Area& a : areas) {
+    if (a.end > o.size) {
+      return Status::InvalidArgument(where + std::to_string(a.line) + ": bytes " + std::to_string(a.begin) + " to " +
+                                     std::to_string(a.end) + " are past the end of the image (" +
+                                     std::to_string(o.size) + " bytes)");
+    }
+  }
+  std::stable_sort(areas.begin(), areas.end(), [](const Area& a, const Area& b) { return a.begin < b.begin; });
+  runs->clear();
+  for (const Area& a : areas) {
+    const uint64_t first = a.begin / o.sector_size, end = (a.end + o.sector_size - 1) / o.sector_size;
+    SectorRun* last = runs->empty() ? nullptr : &runs->back();
+    if (last && first <= last->first + last->count) {
+      if (last->pending != a.pending && first < last->first + last->count) {
+        return Status::InvalidArgument(where + std::to_string(a.line) +
+                                       ": lists as remapped a sector listed as pending, or the other way round");
+      }
+      if (last->pending == a.pending) {
+        last->count = std::max(last->first + last->count, end) - last->first;
+        continue;
+      }
+    }
+    runs->push_back(SectorRun{first, end - first, a.pending, 0});
+  }
+  return Status::OK();
+}
 
 std::optional<ListFormat> ParseListFormat(std::string_view name) {
   if (name == "badblocks") return ListFormat::kBadblocks;

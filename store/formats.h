@@ -1,6 +1,6 @@
-// Formats storage admins already use, for `remapctl export`: a set's
-// remapped and pending sectors as a badblocks list, a GNU ddrescue mapfile,
-// a Linux md bad-block list, or remapfs's own JSON.
+// Formats storage admins already use, for `remapctl export` and `import`: a
+// set's remapped and pending sectors as a badblocks list, a GNU ddrescue
+// mapfile, a Linux md bad-block list, or remapfs's own JSON.
 //
 // Every format but JSON says "bad on MAIN" without telling remapped from
 // pending: both are places where MAIN failed (a remapped sector's data is
@@ -53,5 +53,21 @@ Status CheckBlockSize(uint64_t block_size);
 // - json: {"uuid", "sector_size", "size", "runs": [{"first", "count",
 //   "state", "slot"}]}.
 std::string ExportList(ListFormat format, const std::vector<Mapping>& mappings, const ExportOptions& options);
+
+struct ImportOptions {
+  uint32_t sector_size = 0;  // the set's
+  uint64_t size = 0;         // MAIN's bytes
+  uint64_t block_size = 0;   // badblocks: the list's block size; 0: the sector size
+  // ddrescue: the statuses that mark a bad area ('-' bad sector; '*'
+  // non-trimmed and '/' non-scraped are failed areas not yet split).
+  std::string ddrescue_statuses = "-";
+};
+// The set's sectors that `text` lists in `format`, as runs in sector order
+// (overlaps joined): a sector is listed when any of its bytes is. pending
+// is true for every run but a JSON "remapped" one. A malformed line, an
+// area past the end of the image, or a JSON list of another sector size is
+// refused with one line naming the line ("line 7: ...").
+Status ParseList(ListFormat format, std::string_view text, const ImportOptions& options,
+                 std::vector<SectorRun>* runs);
 
 }  // namespace remapfs

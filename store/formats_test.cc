@@ -83,5 +83,81 @@ TEST(FormatsTest, NamesAndBlockSizes) {
   for (uint64_t bad : {0, 256, 1000, 3072, 2 << 20}) EXPECT_FALSE(CheckBlockSize(bad).ok()) << bad;
 }
 
+ImportOptions In(uint32_t sector_size, uint64_t block_size = 0) {
+  ImportOptions o;
+  o.sector_size = sector_size;
+  o.size = 256 * uint64_t{sector_size};
+  o.block_size = block_size;
+  return o;
+}
+
+std::string Runs(const std::vector<SectorRun>& runs) {
+  std::string out;
+  for (const SectorRun& r : runs) {
+    out += std::to_string(r.first) + "+" + std::to_string(r.count) + (r.pending ? "p " : "r ");
+  }
+  return out;
+}
+
+std::string Parsed(ListFormat f, std::string_view text, const ImportOptions& o) {
+  std::vector<SectorRun> runs;
+  const Status s = ParseList(f, text, o, &runs);
+  return s.ok() ? Runs(runs) : s.message();
+}
+
+TEST(FormatsTest, EachExportParsesBackToTheSameSectors) {
+  for (ListFormat f : {ListFormat::kBadblocks, ListFormat::kDdrescue, ListFormat::kMd, ListFormat::kJson}) {
+    const std::string text = ExportList(f, Table(), Options(512));
+    const std::string want = f == ListFormat::kJson ? "10+4r 14+1p 100+2r " : "10+5p 100+2p ";
+    EXPECT_EQ(Parsed(f, text, In(512)), want) << text;
+  }
+}
+
+TEST(FormatsTest, ParsesWhatTheToolsWrite) {
+  // badblocks -b 1024 over 4096-byte sectors: blocks 4-7 are sector 1.
+  EXPECT_EQ(Parsed(ListFormat::kBadblocks, "4\n7\n\n  9 \n", In(4096, 1024)), "1+2p ");
+  EXPECT_EQ(Parsed(ListFormat::kMd, "8 8\n16 1\n", In(4096)), "1+2p ");
+  const std::string map =
+      "# Mapfile. Created by GNU ddrescue version 1.27\n"
+      "# current_pos  current_status  current_pass\n"
+      "0x00010000     ?               1\n"
+      "#      pos        size  status\n"
+      "0x00000000  0x00000400  +\n"
+      "0x00000400  0x00000200  -\n"   // sector 2
+      "0x00000600  0x00000400  *\n"   // 3-4
+      "0x00000A00  0x00000200  /\n"   // 5
+      "0x00000C00  0x0001F400  ?\n";
+  EXPECT_EQ(Parsed(ListFormat::kDdrescue, map, In(512)), "2+1p ");
+  ImportOptions all = In(512);
+  all.ddrescue_statuses = "-*/";
+  EXPECT_EQ(Parsed(ListFormat::kDdrescue, map, all), "2+4p ");
+}
+
+TEST(FormatsTest, RefusesAMalformedListNamingTheLine) {
+  EXPECT_EQ(Parsed(ListFormat::kBadblocks, "1\n2\nthree\n", In(512)), "line 3: expected a block number");
+  EXPECT_EQ(Parsed(ListFormat::kBadblocks, "-1\n", In(512)), "line 1: expected a block number");
+  EXPECT_EQ(Parsed(ListFormat::kBadblocks, "256\n", In(512)),
+            "line 1: bytes 131072 to 131584 are past the end of the image (131072 bytes)");
+  EXPECT_EQ(Parsed(ListFormat::kMd, "8\n", In(512)),
+            "line 1: expected 'SECTOR LENGTH' (512-byte sectors, length at least 1)");
+  EXPECT_EQ(Parsed(ListFormat::kMd, "8 0\n", In(512)),
+            "line 1: expected 'SECTOR LENGTH' (512-byte sectors, length at least 1)");
+  EXPECT_EQ(Parsed(ListFormat::kDdrescue, "0x0 0x200 -\n", In(512)),
+            "line 1: expected the mapfile's status line 'POS STATUS [PASS]'");
+  EXPECT_EQ(Parsed(ListFormat::kDdrescue, "0 +\n0x400 0x200 -\n0x0 0x200 +\n", In(512)),
+            "line 3: the area overlaps or comes before the one above it");
+  EXPECT_EQ(Parsed(ListFormat::kDdrescue, "0 +\n0x0 0x200 x\n", In(512)),
+            "line 2: expected 'POS SIZE STATUS' (STATUS one of ? * / - +)");
+  EXPECT_EQ(Parsed(ListFormat::kDdrescue, "# only comments\n", In(512)), "not a ddrescue mapfile: no status line");
+  EXPECT_EQ(Parsed(ListFormat::kJson, "{\"sector_size\": 4096, \"runs\": []}", In(512)),
+            "the list is of 4096-byte sectors; this set's are 512");
+  EXPECT_EQ(Parsed(ListFormat::kJson, "[1,2", In(512)), "not JSON (as remapctl export --format json writes)");
+  EXPECT_EQ(Parsed(ListFormat::kJson,
+                   "{\"sector_size\": 512, \"runs\": [{\"first\": 1, \"count\": 2, \"state\": \"pending\"},"
+                   "{\"first\": 2, \"count\": 1, \"state\": \"remapped\"}]}",
+                   In(512)),
+            "run 2: lists as remapped a sector listed as pending, or the other way round");
+}
+
 }  // namespace
 }  // namespace remapfs

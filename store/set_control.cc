@@ -18,6 +18,42 @@ namespace remapfs {
 
 namespace {
 
+// The loop of SetControl::Import over one way to change a sector and one to
+// list entries (live: requests to the daemon; offline: an open engine).
+Status ApplyImport(const std::function<Status(SectorChange, uint64_t)>& change,
+                   const std::function<Status(uint64_t, uint64_t, std::vector<Mapping>*)>& list,
+                   const std::vector<SectorRun>& runs, bool remap_readable, SetControl::ImportCounts* counts,
+                   const std::function<void(uint64_t)>& progress) {
+  uint64_t done = 0;
+  for (const SectorRun& run : runs) {
+    std::vector<Mapping> entries;
+    Status s = list(run.first, run.first + run.count, &entries);
+    if (!s.ok()) return s;
+    size_t next = 0;  // entries are in sector order
+    for (uint64_t sector = run.first; sector < run.first + run.count; ++sector) {
+      if (next < entries.size() && entries[next].sector == sector) {
+        ++next;
+        ++counts->already;
+      } else if (run.pending && !remap_readable) {
+        s = change(SectorChange::kMarkPending, sector);
+        if (!s.ok()) return s;
+        ++counts->pending;
+      } else if (s = change(SectorChange::kRemap, sector); s.ok()) {
+        ++counts->remapped;
+      } else {
+        // Unreadable: the remap made it pending. Anything else is a real failure.
+        std::vector<Mapping> now;
+        Status l = list(sector, sector + 1, &now);
+        if (!l.ok() || now.empty() || !now[0].pending()) return s;
+        ++counts->pending;
+      }
+      progress(++done);
+    }
+  }
+  return Status::OK();
+}
+
+
 using json = ControlJson;
 
 std::optional<std::string> GetXattr(const std::string& path, const char* name) {
@@ -119,6 +155,14 @@ class LiveSetControl final : public SetControl {
     return Do({.verb = SectorChangeVerb(change), .sector = sector});
   }
   Status Flush() override { return Do({.verb = ControlVerb::kFlush}); }
+  Status Import(const std::vector<SectorRun>& runs, bool remap_readable, ImportCounts* counts,
+                const std::function<void(uint64_t)>& progress) override {
+    return ApplyImport([this](SectorChange c, uint64_t sector) { return ChangeSector(c, sector); },
+                       [this](uint64_t first, uint64_t end, std::vector<Mapping>* m) {
+                         return List(SectorRange{first, end - first}, m);
+                       },
+                       runs, remap_readable, counts, progress);
+  }
   Status Scrub(ControlVerb verb, std::optional<uint64_t> rate, ScrubStatus* status) override {
     ControlRequest r;
     r.verb = verb;
@@ -188,6 +232,8 @@ class OfflineSetControl final : public SetControl {
   }
   Status ChangeSector(SectorChange change, uint64_t sector) override;
   Status Flush() override { return Status::OK(); }
+  Status Import(const std::vector<SectorRun>& runs, bool remap_readable, ImportCounts* counts,
+                const std::function<void(uint64_t)>& progress) override;
   Status Scrub(ControlVerb verb, std::optional<uint64_t> rate, ScrubStatus* status) override;
   Status Rebind(const std::string& main, std::string* identity) override;
 
@@ -272,6 +318,26 @@ Status OfflineSetControl::ChangeSector(SectorChange change, uint64_t sector) {
         return s.ok() ? CheckSectorChange(change, sector, entry) : s;
       },
       [&](Engine* engine) { return remapfs::ChangeSector(engine, change, sector); });
+}
+
+Status OfflineSetControl::Import(const std::vector<SectorRun>& runs, bool remap_readable, ImportCounts* counts,
+                                 const std::function<void(uint64_t)>& progress) {
+  return Change(
+      [&](MetaStore* meta) {
+        for (const SectorRun& r : runs) {
+          Status s = CheckSectorInRange(r.first + r.count - 1, meta->info().sector_count());
+          if (!s.ok()) return s;
+        }
+        return Status::OK();
+      },
+      [&](Engine* engine) {
+        return ApplyImport([engine](SectorChange c, uint64_t sector) { return remapfs::ChangeSector(engine, c, sector); },
+                           [engine](uint64_t first, uint64_t end, std::vector<Mapping>* m) {
+                             *m = engine->List(first, end);
+                             return Status::OK();
+                           },
+                           runs, remap_readable, counts, progress);
+      });
 }
 
 Status OfflineSetControl::Rebind(const std::string& main, std::string* identity) {

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "store/control_protocol.h"
 #include "store/engine.h"
 #include "store/fault.h"
+#include "store/formats.h"
 #include "store/health.h"
 #include "store/remap_table.h"
 #include "store/status.h"
@@ -71,6 +73,18 @@ class SetControl {
   // ControlRequest), then where the scrub is. A scrub runs in the daemon:
   // offline, only scrub-status answers (from the DB), the rest are refused.
   virtual Status Scrub(ControlVerb verb, std::optional<uint64_t> rate, ScrubStatus* status) = 0;
+  // remapctl import: each sector of `runs` without an entry yet is made
+  // pending, or, when its run is not pending or remap_readable is set,
+  // remapped if MAIN can still be read there (it becomes pending if not).
+  // Sectors with an entry are left as they are. progress(sectors looked
+  // at) after each. A failure that is not MAIN's (no spare slot, the
+  // store) ends it with that status; what was done stays done. Offline the
+  // set is opened once for the whole import.
+  struct ImportCounts {
+    uint64_t pending = 0, remapped = 0, already = 0;
+  };
+  virtual Status Import(const std::vector<SectorRun>& runs, bool remap_readable, ImportCounts* counts,
+                        const std::function<void(uint64_t)>& progress) = 0;
   // Accepts `main` as the set's new MAIN (after a deliberate move to a clone:
   // EngineOptions::rebind_main) and records its identity, *identity. Refused
   // while a daemon has the set open.

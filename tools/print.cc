@@ -67,6 +67,12 @@ void PrintStatus(const json& st) {
   PrintTable(rows);
 }
 
+std::string Bar(double fraction) {
+  constexpr int kWidth = 30;
+  const int filled = static_cast<int>(std::clamp(fraction, 0.0, 1.0) * kWidth);
+  return "[" + std::string(filled, '#') + std::string(kWidth - filled, '.') + "]";
+}
+
 std::string Duration(double seconds) {
   const auto s = static_cast<uint64_t>(seconds + 0.5);
   if (s < 60) return std::to_string(s) + "s";

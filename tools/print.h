@@ -23,6 +23,8 @@ void PrintScrub(const ControlJson& scrub);
 // The scrub's state in one line: "running, 42.1% (main), limit 50.0 MB/s,
 // 48.2 MB/s, ETA 1m12s, last full pass never".
 std::string ScrubLine(const ControlJson& scrub);
+// A progress bar, "[#####.........]", for fraction 0 to 1.
+std::string Bar(double fraction);
 // "45s", "3m05s", "2h10m".
 std::string Duration(double seconds);
 

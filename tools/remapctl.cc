@@ -12,6 +12,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -69,9 +73,29 @@ struct Args {
   std::vector<CLI::Option*> rate_options;  // --rate of each verb that has one
   bool wait = false;    // scrub start, resume, status
   bool check = false;   // status --check
-  std::string format, block_size;       // export
-  CLI::Option* block_size_given = nullptr;
+  std::string format, block_size;       // export, import
+  std::vector<CLI::Option*> block_size_options;  // --block-size of export and import
+  std::string file, statuses;           // import
+  CLI::Option* statuses_given = nullptr;        // import's
+  CLI::Option* statuses_given_fault = nullptr;  // fault import's
+  CLI::Option* fault_import_op = nullptr;
+  bool remap_readable = false, dry_run = false;
 };
+
+// The whole of a list file import reads.
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) Fail("cannot read " + path + ": " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) Fail("cannot read " + path + ": " + std::strerror(errno));
+  return ss.str();
+}
+
+// Whether the option was given to the verb that runs (each verb has its own).
+bool Given(const std::vector<CLI::Option*>& options) {
+  return std::any_of(options.begin(), options.end(), [](CLI::Option* o) { return o->count() > 0; });
+}
 
 // A number option (text: CLI11's own conversions take "-1" and wrap it).
 uint64_t Number(std::string_view what, const std::string& text, uint64_t min, uint64_t max) {
@@ -234,7 +258,7 @@ int RunExport(const Args& a) {
   const std::optional<ListFormat> format = ParseListFormat(a.format);
   if (!format) Fail("--format '" + a.format + "' is not badblocks, ddrescue, md or json", 2);
   ExportOptions eo;
-  if (a.block_size_given->count() > 0) {
+  if (Given(a.block_size_options)) {
     if (*format != ListFormat::kBadblocks) Fail("--block-size is for --format badblocks", 2);
     eo.block_size = Number("--block-size", a.block_size, 512, 1 << 20);
     const Status bs = CheckBlockSize(eo.block_size);
@@ -249,6 +273,95 @@ int RunExport(const Args& a) {
   eo.size = status.size;
   eo.uuid = status.uuid;
   std::cout << ExportList(*format, mappings, eo);
+  return 0;
+}
+
+// import's progress: a bar with rate and ETA on a terminal, a plain line
+// every 5 s otherwise.
+class ImportProgress {
+ public:
+  explicit ImportProgress(uint64_t total) : total_(total), tty_(::isatty(STDOUT_FILENO)) {}
+  void Update(uint64_t done) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < (tty_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(5000)) && done != total_) return;
+    last_ = now;
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+    const std::string eta = rate > 0 ? Duration(static_cast<double>(total_ - done) / rate) : "-";
+    const double fraction = total_ ? static_cast<double>(done) / static_cast<double>(total_) : 1;
+    if (tty_) {
+      std::cout << fmt::format("\r{} {:5.1f}%  {}/{} sectors  {:.0f}/s  ETA {:<8}", Bar(fraction), fraction * 100,
+                               done, total_, rate, eta)
+                << std::flush;
+    } else {
+      std::cout << fmt::format("import: {}/{} sectors ({:.1f}%), {:.0f}/s, ETA {}\n", done, total_, fraction * 100,
+                               rate, eta)
+                << std::flush;
+    }
+  }
+  void Finish() {
+    if (tty_) std::cout << "\n";
+  }
+
+ private:
+  const uint64_t total_;
+  const bool tty_;
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_ = start_;
+};
+
+int RunImport(const Args& a) {
+  const std::optional<ListFormat> format = ParseListFormat(a.format);
+  if (!format) Fail("--format '" + a.format + "' is not badblocks, ddrescue, md or json", 2);
+  ImportOptions io;
+  if (Given(a.block_size_options)) {
+    if (*format != ListFormat::kBadblocks) Fail("--block-size is for --format badblocks", 2);
+    io.block_size = Number("--block-size", a.block_size, 512, 1 << 20);
+    const Status bs = CheckBlockSize(io.block_size);
+    if (!bs.ok()) Fail(bs.message(), 2);
+  }
+  if (a.statuses_given->count() > 0) {
+    if (*format != ListFormat::kDdrescue) Fail("--statuses is for --format ddrescue", 2);
+    if (a.statuses.empty() || a.statuses.find_first_not_of("-*/") != std::string::npos) {
+      Fail("--statuses '" + a.statuses + "' is not made of -, * and /", 2);
+    }
+    io.ddrescue_statuses = a.statuses;
+  }
+  const std::string text = ReadFile(a.file);
+  const std::unique_ptr<SetControl> set = OpenSet(a);
+  SetStatus status;
+  Check(set->GetStatus(&status));
+  io.sector_size = status.sector_size;
+  io.size = status.size;
+  std::vector<SectorRun> runs;
+  const Status parsed = ParseList(*format, text, io, &runs);
+  if (!parsed.ok()) Fail(a.file + ": " + parsed.message());
+  uint64_t total = 0, to_remap = 0;
+  for (const SectorRun& r : runs) {
+    total += r.count;
+    if (!r.pending || a.remap_readable) to_remap += r.count;
+  }
+  if (a.dry_run) {
+    uint64_t already = 0;
+    for (const SectorRun& r : runs) {
+      std::vector<Mapping> entries;
+      Check(set->List(SectorRange{r.first, r.count}, &entries));
+      already += entries.size();
+      if (!r.pending || a.remap_readable) to_remap -= entries.size();
+    }
+    std::cout << fmt::format("dry run: {} sectors listed; {} to make pending, {} to remap where MAIN can still be read "
+                             "(pending where not), {} already remapped or pending; nothing changed\n",
+                             total, total - already - to_remap, to_remap, already);
+    return 0;
+  }
+  ImportProgress progress(total);
+  spdlog::set_level(spdlog::level::err);  // an offline engine's line per sector: the summary below says it
+  SetControl::ImportCounts counts;
+  const Status s = set->Import(runs, a.remap_readable, &counts, [&](uint64_t done) { progress.Update(done); });
+  progress.Finish();
+  std::cout << fmt::format("import: {} made pending, {} remapped, {} already remapped or pending\n", counts.pending,
+                           counts.remapped, counts.already);
+  Check(s);
   return 0;
 }
 
@@ -288,6 +401,41 @@ int RunFaultAdd(const Args& a) {
   FaultRule added;
   Check(OpenSet(a)->AddFaultRule(rule, &added));
   std::cout << "added fault rule " << added.id << ": " << added.ToString() << "\n";
+  return 0;
+}
+
+// fault import: a read (or --op) rule on MAIN for each bad area of a
+// ddrescue mapfile, so that a real disk's failure can be rehearsed.
+int RunFaultImport(const Args& a) {
+  const std::string op_name = a.fault_import_op->count() > 0 ? a.op : "read";
+  auto op = ParseFaultOp(op_name);
+  if (!op) Fail("--op '" + op_name + "' is not read, write or both", 2);
+  ImportOptions io;
+  if (a.statuses_given_fault->count() > 0) {
+    if (a.statuses.empty() || a.statuses.find_first_not_of("-*/") != std::string::npos) {
+      Fail("--statuses '" + a.statuses + "' is not made of -, * and /", 2);
+    }
+    io.ddrescue_statuses = a.statuses;
+  }
+  const std::string text = ReadFile(a.file);
+  const std::unique_ptr<SetControl> set = OpenSet(a);
+  SetStatus status;
+  Check(set->GetStatus(&status));
+  io.sector_size = status.sector_size;
+  io.size = status.size;
+  std::vector<SectorRun> runs;
+  const Status parsed = ParseList(ListFormat::kDdrescue, text, io, &runs);
+  if (!parsed.ok()) Fail(a.file + ": " + parsed.message());
+  uint64_t sectors = 0;
+  for (const SectorRun& r : runs) {
+    FaultRule rule, added;
+    rule.device = Device::kMain;
+    rule.op = *op;
+    rule.sectors = {r.first, r.count};
+    Check(set->AddFaultRule(rule, &added));
+    sectors += r.count;
+  }
+  std::cout << "added " << runs.size() << " fault rule(s) over " << sectors << " sector(s) of MAIN\n";
   return 0;
 }
 
@@ -335,11 +483,9 @@ int FollowScrub(SetControl* set, const Args& a) {
     }
     const auto now = std::chrono::steady_clock::now();
     if (tty) {
-      constexpr int kWidth = 30;
-      const int filled = static_cast<int>(j["percent"].get<double>() / 100 * kWidth);
       char line[160];
-      std::snprintf(line, sizeof line, "\r[%s%s] %5.1f%%  %-5s  %7.1f MB/s  ETA %-8s", std::string(filled, '#').c_str(),
-                    std::string(kWidth - filled, '.').c_str(), j["percent"].get<double>(),
+      std::snprintf(line, sizeof line, "\r%s %5.1f%%  %-5s  %7.1f MB/s  ETA %-8s",
+                    Bar(j["percent"].get<double>() / 100).c_str(), j["percent"].get<double>(),
                     st.in_spare ? "spare" : "main", st.bytes_per_second / 1e6,
                     j["eta_seconds"].is_null() ? "-" : Duration(j["eta_seconds"].get<double>()).c_str());
       std::cout << line << std::flush;
@@ -355,7 +501,7 @@ int FollowScrub(SetControl* set, const Args& a) {
 // scrub start, pause, resume, stop, status: the change, then where the scrub is.
 int RunScrub(const Args& a, ControlVerb verb) {
   std::optional<uint64_t> rate;
-  if (std::any_of(a.rate_options.begin(), a.rate_options.end(), [](CLI::Option* o) { return o->count() > 0; })) {
+  if (Given(a.rate_options)) {
     rate = Number("--rate", a.rate, 0, kMaxScrubRateMB) * 1'000'000;
   }
   const std::unique_ptr<SetControl> set = OpenSet(a);
@@ -413,9 +559,23 @@ void AddSetVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
                       "or JSON, on stdout",
                       kTarget, RunExport);
   exp->add_option("--format", a->format, "badblocks, ddrescue, md or json")->required();
-  a->block_size_given = exp->add_option("--block-size", a->block_size,
-                                        "badblocks: the block size the list counts in, a power of two from 512 to "
-                                        "1048576 (default: the set's sector size)");
+  auto* imp = AddVerb(app, a, verbs, "import",
+                      "make the sectors a badblocks list, a ddrescue mapfile, an md bad-block list or an export "
+                      "lists pending (or remapped, where still readable)",
+                      kTarget, RunImport);
+  imp->add_option("FILE", a->file, "the list")->required();
+  imp->add_option("--format", a->format, "badblocks, ddrescue, md or json")->required();
+  for (CLI::App* cmd : {exp, imp}) {
+    a->block_size_options.push_back(cmd->add_option("--block-size", a->block_size,
+                                          "badblocks: the block size the list counts in, a power of two from 512 to "
+                                          "1048576 (default: the set's sector size)"));
+  }
+  a->statuses_given = imp->add_option("--statuses", a->statuses,
+                                      "ddrescue: the statuses of bad areas, of - (bad sector), * (non-trimmed) and / "
+                                      "(non-scraped) (default -)");
+  imp->add_flag("--remap-readable", a->remap_readable,
+                "copy each listed sector that MAIN can still read to a slot instead of making it pending");
+  imp->add_flag("--dry-run", a->dry_run, "say what would change, change nothing");
   auto* rebind = AddVerb(
       app, a, verbs, "rebind",
       "accept a new MAIN after a deliberate move (MAIN cloned to another disk or file): records its identity",
@@ -447,6 +607,15 @@ void AddChangeVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
   add->add_option("--probability", a->probability, "hit a matching request with this chance (0-1]");
   add->add_option("--seed", a->seed, "seed for --probability (reproducible), 0 to 2^64-1");
   add->add_option("--delay-ms", a->delay_ms, "delay hit requests by this many ms (at most 60000) instead of failing them");
+  auto* fimport = AddVerb(fault, a, verbs, "import",
+                          "a rule on MAIN for each bad area of a GNU ddrescue mapfile (a real disk's failure, "
+                          "rehearsed read-write)",
+                          kTarget, RunFaultImport);
+  fimport->add_option("MAPFILE", a->file, "the mapfile")->required();
+  a->fault_import_op = fimport->add_option("--op", a->op, "what the rules fail: read, write or both (default read)");
+  a->statuses_given_fault = fimport->add_option("--statuses", a->statuses,
+                                               "the statuses of bad areas, of - (bad sector), * (non-trimmed) and / "
+                                               "(non-scraped) (default -)");
   AddVerb(fault, a, verbs, "list", "the rules", kTargetJson, RunFaultList);
   auto* remove = AddVerb(fault, a, verbs, "remove", "remove one rule", kTarget, RunFaultRemove);
   remove->add_option("ID", a->rule_id, "the rule's id (see fault list)")->required();

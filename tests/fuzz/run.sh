@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-30}
 build=${REMAPFS_FUZZ_BUILD:-build-fuzz}
-targets=(fuzz_parse fuzz_control fuzz_open fuzz_engine)
+targets=(fuzz_parse fuzz_control fuzz_open fuzz_engine fuzz_formats)
 
 cxx=${REMAPFS_FUZZ_CXX:-clang++}
 if ! command -v "$cxx" >/dev/null; then

@@ -25,8 +25,8 @@ help_options() {
 assert_eq "verbs" "$(printf '%s\n' $(help_subcommands) --help --version | sort | paste -sd' ')" "$(completions "")"
 assert_eq "fault's verbs" "$(help_subcommands fault)" "$(completions fault "")"
 assert_eq "scrub's verbs" "$(help_subcommands scrub)" "$(completions scrub "")"
-for verb in create rebind status health metrics flush list check events remap unremap mark-pending \
-            "fault add" "fault list" "fault remove" "fault clear" \
+for verb in create rebind status health metrics flush export import list check events remap unremap mark-pending \
+            "fault add" "fault import" "fault list" "fault remove" "fault clear" \
             "scrub start" "scrub pause" "scrub resume" "scrub stop" "scrub status"; do
   # shellcheck disable=SC2086  # a verb may be two words
   want=$(printf '%s\n' $(help_options $verb) --help | sort | paste -sd' ')
@@ -35,6 +35,7 @@ for verb in create rebind status health metrics flush list check events remap un
 done
 assert_eq "--device values" "main spare" "$(completions fault add --device "")"
 assert_eq "--op values" "both read write" "$(completions fault add --op "")"
+assert_eq "--format values" "badblocks ddrescue json md" "$(completions export --format "")"
 assert_eq "--sector-size values" "4096 512" "$(completions create --sector-size "")"
 touch "$T/set.db"
 assert_eq "TARGET is a path" "$T/set.db" "$(completions status "$T/set")"

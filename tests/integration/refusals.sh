@@ -222,6 +222,19 @@ remapctl)
   refused_usage "export: block size" "$REMAPCTL" export "$a_db" --format badblocks --block-size 1000 >/dev/null
   refused_usage "export: block size -1" "$REMAPCTL" export "$a_db" --format badblocks --block-size -1 >/dev/null
   refused_usage "export: block size elsewhere" "$REMAPCTL" export "$a_db" --format md --block-size 4096 >/dev/null
+  echo 5 >"$T/list.txt"
+  refused_usage "import: no format" "$REMAPCTL" import "$a_db" "$T/list.txt" >/dev/null
+  refused_usage "import: no file" "$REMAPCTL" import "$a_db" --format badblocks >/dev/null
+  refused_usage "import: unknown format" "$REMAPCTL" import "$a_db" "$T/list.txt" --format csv >/dev/null
+  refused_usage "import: --statuses" "$REMAPCTL" import "$a_db" "$T/list.txt" --format ddrescue --statuses '+' >/dev/null
+  refused_usage "import: --statuses elsewhere" "$REMAPCTL" import "$a_db" "$T/list.txt" --format badblocks --statuses - >/dev/null
+  refused_usage "import: --block-size elsewhere" "$REMAPCTL" import "$a_db" "$T/list.txt" --format md --block-size 512 >/dev/null
+  refused_usage "import: --block-size 0" "$REMAPCTL" import "$a_db" "$T/list.txt" --format badblocks --block-size 0 >/dev/null
+  refused "import: no such file" "$REMAPCTL" import "$a_db" "$T/nope.txt" --format badblocks >/dev/null
+  refused "import: not a mapfile" "$REMAPCTL" import "$a_db" "$T/list.txt" --format ddrescue >/dev/null
+  refused "import: JSON of another set's sectors" "$REMAPCTL" import "$a_db" <(echo '{"sector_size": 512, "runs": []}') --format json >/dev/null
+  refused "fault import: not a mapfile" "$REMAPCTL" fault import "$a_db" "$T/list.txt" >/dev/null
+  refused_usage "fault import: --op" "$REMAPCTL" fault import "$a_db" "$T/list.txt" --op sometimes >/dev/null
   refused "health: TARGET missing" "$REMAPCTL" health "$T/nope.db" >/dev/null
   refused "metrics: TARGET not a DB" "$REMAPCTL" metrics "$a_main" >/dev/null
   refused_usage "status: --check=x" "$REMAPCTL" status "$a_db" --check=x >/dev/null
