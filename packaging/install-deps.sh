@@ -8,6 +8,7 @@ PACKAGES=(
   libfuse3-dev fuse3 liburing-dev libsqlite3-dev sqlite3 libspdlog-dev libfmt-dev
   libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
   e2fsprogs util-linux fio psmisc procps jq python3 python3-prometheus-client nbdkit libnbd-bin gddrescue
+  librsvg2-bin python3-pil
 )
 
 missing=()

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "store/control_protocol.h"
+#include "store/disk_map.h"
 #include "store/formats.h"
 #include "store/identity.h"
 #include "store/meta_store.h"
@@ -80,6 +82,7 @@ struct Args {
   CLI::Option* statuses_given_fault = nullptr;  // fault import's
   CLI::Option* fault_import_op = nullptr;
   bool remap_readable = false, dry_run = false;
+  std::string map_width = "64", map_rows = "16", svg;  // map
 };
 
 // The whole of a list file import reads.
@@ -365,6 +368,34 @@ int RunImport(const Args& a) {
   return 0;
 }
 
+int RunMap(const Args& a) {
+  const size_t width = Number("--width", a.map_width, 8, 512);
+  const size_t rows = Number("--rows", a.map_rows, 1, 4096);
+  const std::unique_ptr<SetControl> set = OpenSet(a);
+  SetStatus status;
+  Check(set->GetStatus(&status));
+  std::vector<Mapping> mappings;
+  Check(set->List(SectorRange{0, UINT64_MAX}, &mappings));
+  std::vector<FaultRule> rules;
+  Check(set->ListFaultRules(&rules));
+  std::optional<uint64_t> scrub;
+  if (status.scrub.state.run != ScrubState::Run::kIdle && !status.scrub.in_spare) scrub = status.scrub.state.position;
+  const DiskMap map = BuildDiskMap(status.size / status.sector_size, status.sector_size, width * rows, mappings,
+                                   rules, scrub);
+  if (a.svg.empty()) {
+    const char* term = std::getenv("TERM");
+    const bool colour = ::isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR") && !(term && std::string(term) == "dumb");
+    std::cout << DiskMapText(map, width, colour);
+    return 0;
+  }
+  std::ofstream out(a.svg, std::ios::binary | std::ios::trunc);
+  out << DiskMapSvg(map, width, "remapfs set " + status.uuid + " (" + status.place.main + ")");
+  out.close();
+  if (!out) Fail("cannot write " + a.svg + ": " + std::strerror(errno));
+  std::cout << "wrote " << a.svg << "\n";
+  return 0;
+}
+
 int RunFlush(const Args& a) {
   const std::unique_ptr<SetControl> set = OpenSet(a);
   Check(set->Flush());
@@ -554,6 +585,12 @@ void AddSetVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
           RunHealth);
   AddVerb(app, a, verbs, "metrics", "the status in Prometheus' text format", kTarget, RunMetrics);
   AddVerb(app, a, verbs, "flush", "make every write the daemon acknowledged durable", kTarget, RunFlush);
+  auto* map = AddVerb(app, a, verbs, "map",
+                      "a picture of the image: remapped, pending and fault sectors and the scrub's position", kTarget,
+                      RunMap);
+  map->add_option("--width", a->map_width, "cells a row, 8 to 512 (default 64)");
+  map->add_option("--rows", a->map_rows, "rows at most, 1 to 4096 (default 16)");
+  map->add_option("--svg", a->svg, "write an SVG drawing to this file instead");
   auto* exp = AddVerb(app, a, verbs, "export",
                       "the remapped and pending sectors as a badblocks list, a ddrescue mapfile, an md bad-block list "
                       "or JSON, on stdout",

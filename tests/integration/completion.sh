@@ -25,7 +25,7 @@ help_options() {
 assert_eq "verbs" "$(printf '%s\n' $(help_subcommands) --help --version | sort | paste -sd' ')" "$(completions "")"
 assert_eq "fault's verbs" "$(help_subcommands fault)" "$(completions fault "")"
 assert_eq "scrub's verbs" "$(help_subcommands scrub)" "$(completions scrub "")"
-for verb in create rebind status health metrics flush export import list check events remap unremap mark-pending \
+for verb in create rebind status health metrics flush export import map list check events remap unremap mark-pending \
             "fault add" "fault import" "fault list" "fault remove" "fault clear" \
             "scrub start" "scrub pause" "scrub resume" "scrub stop" "scrub status"; do
   # shellcheck disable=SC2086  # a verb may be two words

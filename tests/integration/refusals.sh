@@ -235,6 +235,11 @@ remapctl)
   refused "import: JSON of another set's sectors" "$REMAPCTL" import "$a_db" <(echo '{"sector_size": 512, "runs": []}') --format json >/dev/null
   refused "fault import: not a mapfile" "$REMAPCTL" fault import "$a_db" "$T/list.txt" >/dev/null
   refused_usage "fault import: --op" "$REMAPCTL" fault import "$a_db" "$T/list.txt" --op sometimes >/dev/null
+  for bad in "--width 7" "--width 513" "--width -1" "--rows 0" "--rows 4097" "--rows 1.5"; do
+    # shellcheck disable=SC2086
+    refused_usage "map $bad" "$REMAPCTL" map "$a_db" $bad >/dev/null
+  done
+  refused "map: --svg into a missing directory" "$REMAPCTL" map "$a_db" --svg "$T/no/such/dir/m.svg" >/dev/null
   refused "health: TARGET missing" "$REMAPCTL" health "$T/nope.db" >/dev/null
   refused "metrics: TARGET not a DB" "$REMAPCTL" metrics "$a_main" >/dev/null
   refused_usage "status: --check=x" "$REMAPCTL" status "$a_db" --check=x >/dev/null
