@@ -76,6 +76,8 @@ writes=$(must "$REMAPCTL" status "$mnt" --json | jq -r .counters.writes)
 unmount_set "$mnt" "$pid" "$T/mount.log"
 assert_file_contains "step 2 names it" "(control channel, scrub, metrics)" "$T/mount.log"
 assert_eq "the last file" "$writes" "$(metric "$prom" remapfs_writes_total)"
+assert_eq "remapctl metrics offline" "$(metric "$prom" "${samples[@]}" remapfs_writes_total | xargs)" \
+  "$(must "$REMAPCTL" metrics "$db" | metric - "${samples[@]}" remapfs_writes_total | xargs)"
 health_is "$db" $((4 | 8 | 16 | 32)) "was_clean=true"
 assert_eq "offline status: place" "$main $spare $db  0" \
   "$(must "$REMAPCTL" status "$db" --json | jq -r '"\(.main) \(.spare) \(.db) \(.mountpoint) \(.pid)"')"

@@ -79,3 +79,6 @@ assert_eq "a read there" 1 "$(run "$T/rd" dd if="$mnt/c.img" of=/dev/null bs=$SS
 assert_eq "a read beside it" 0 "$(run "$T/rd2" dd if="$mnt/c.img" of=/dev/null bs=$SS skip=502 count=1 iflag=direct status=none)"
 unmount_set "$mnt" "$pid" "$T/c.log"
 must "$REMAPCTL" check "$c_db" >/dev/null
+# Offline too.
+assert_contains "fault import offline" "added 1 fault rule(s)" "$(must "$REMAPCTL" fault import "$b_db" "$T/disk.map" --op both)"
+assert_contains "its rule" "main    500-501  both" "$(must "$REMAPCTL" fault list "$b_db")"
