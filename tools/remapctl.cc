@@ -78,8 +78,7 @@ struct Args {
   std::string format, block_size;       // export, import
   std::vector<CLI::Option*> block_size_options;  // --block-size of export and import
   std::string file, statuses;           // import
-  CLI::Option* statuses_given = nullptr;        // import's
-  CLI::Option* statuses_given_fault = nullptr;  // fault import's
+  std::vector<CLI::Option*> statuses_options;  // --statuses of import and fault import
   CLI::Option* fault_import_op = nullptr;
   bool remap_readable = false, dry_run = false;
   std::string map_width = "64", map_rows = "16", svg;  // map
@@ -98,6 +97,29 @@ std::string ReadFile(const std::string& path) {
 // Whether the option was given to the verb that runs (each verb has its own).
 bool Given(const std::vector<CLI::Option*>& options) {
   return std::any_of(options.begin(), options.end(), [](CLI::Option* o) { return o->count() > 0; });
+}
+
+// --statuses of import and fault import, checked.
+void TakeStatuses(const Args& a, ImportOptions* io) {
+  if (!Given(a.statuses_options)) return;
+  if (a.statuses.empty() || a.statuses.find_first_not_of("-*/") != std::string::npos) {
+    Fail("--statuses '" + a.statuses + "' is not made of -, * and /", 2);
+  }
+  io->ddrescue_statuses = a.statuses;
+}
+
+// The sectors the list file a.file names for `set`, in `format`; a file
+// that cannot be read or parsed ends remapctl with its one line.
+std::vector<SectorRun> ReadList(const Args& a, SetControl* set, ListFormat format, ImportOptions io) {
+  const std::string text = ReadFile(a.file);
+  SetStatus status;
+  Check(set->GetStatus(&status));
+  io.sector_size = status.sector_size;
+  io.size = status.size;
+  std::vector<SectorRun> runs;
+  const Status parsed = ParseList(format, text, io, &runs);
+  if (!parsed.ok()) Fail(a.file + ": " + parsed.message());
+  return runs;
 }
 
 // A number option (text: CLI11's own conversions take "-1" and wrap it).
@@ -323,22 +345,10 @@ int RunImport(const Args& a) {
     const Status bs = CheckBlockSize(io.block_size);
     if (!bs.ok()) Fail(bs.message(), 2);
   }
-  if (a.statuses_given->count() > 0) {
-    if (*format != ListFormat::kDdrescue) Fail("--statuses is for --format ddrescue", 2);
-    if (a.statuses.empty() || a.statuses.find_first_not_of("-*/") != std::string::npos) {
-      Fail("--statuses '" + a.statuses + "' is not made of -, * and /", 2);
-    }
-    io.ddrescue_statuses = a.statuses;
-  }
-  const std::string text = ReadFile(a.file);
+  if (Given(a.statuses_options) && *format != ListFormat::kDdrescue) Fail("--statuses is for --format ddrescue", 2);
+  TakeStatuses(a, &io);
   const std::unique_ptr<SetControl> set = OpenSet(a);
-  SetStatus status;
-  Check(set->GetStatus(&status));
-  io.sector_size = status.sector_size;
-  io.size = status.size;
-  std::vector<SectorRun> runs;
-  const Status parsed = ParseList(*format, text, io, &runs);
-  if (!parsed.ok()) Fail(a.file + ": " + parsed.message());
+  const std::vector<SectorRun> runs = ReadList(a, set.get(), *format, io);
   uint64_t total = 0, to_remap = 0;
   for (const SectorRun& r : runs) {
     total += r.count;
@@ -442,21 +452,9 @@ int RunFaultImport(const Args& a) {
   auto op = ParseFaultOp(op_name);
   if (!op) Fail("--op '" + op_name + "' is not read, write or both", 2);
   ImportOptions io;
-  if (a.statuses_given_fault->count() > 0) {
-    if (a.statuses.empty() || a.statuses.find_first_not_of("-*/") != std::string::npos) {
-      Fail("--statuses '" + a.statuses + "' is not made of -, * and /", 2);
-    }
-    io.ddrescue_statuses = a.statuses;
-  }
-  const std::string text = ReadFile(a.file);
+  TakeStatuses(a, &io);
   const std::unique_ptr<SetControl> set = OpenSet(a);
-  SetStatus status;
-  Check(set->GetStatus(&status));
-  io.sector_size = status.sector_size;
-  io.size = status.size;
-  std::vector<SectorRun> runs;
-  const Status parsed = ParseList(ListFormat::kDdrescue, text, io, &runs);
-  if (!parsed.ok()) Fail(a.file + ": " + parsed.message());
+  const std::vector<SectorRun> runs = ReadList(a, set.get(), ListFormat::kDdrescue, io);
   uint64_t sectors = 0;
   for (const SectorRun& r : runs) {
     FaultRule rule, added;
@@ -607,9 +605,9 @@ void AddSetVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
                                           "badblocks: the block size the list counts in, a power of two from 512 to "
                                           "1048576 (default: the set's sector size)"));
   }
-  a->statuses_given = imp->add_option("--statuses", a->statuses,
+  a->statuses_options.push_back(imp->add_option("--statuses", a->statuses,
                                       "ddrescue: the statuses of bad areas, of - (bad sector), * (non-trimmed) and / "
-                                      "(non-scraped) (default -)");
+                                      "(non-scraped) (default -)"));
   imp->add_flag("--remap-readable", a->remap_readable,
                 "copy each listed sector that MAIN can still read to a slot instead of making it pending");
   imp->add_flag("--dry-run", a->dry_run, "say what would change, change nothing");
@@ -650,9 +648,9 @@ void AddChangeVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
                           kTarget, RunFaultImport);
   fimport->add_option("MAPFILE", a->file, "the mapfile")->required();
   a->fault_import_op = fimport->add_option("--op", a->op, "what the rules fail: read, write or both (default read)");
-  a->statuses_given_fault = fimport->add_option("--statuses", a->statuses,
+  a->statuses_options.push_back(fimport->add_option("--statuses", a->statuses,
                                                "the statuses of bad areas, of - (bad sector), * (non-trimmed) and / "
-                                               "(non-scraped) (default -)");
+                                               "(non-scraped) (default -)"));
   AddVerb(fault, a, verbs, "list", "the rules", kTargetJson, RunFaultList);
   auto* remove = AddVerb(fault, a, verbs, "remove", "remove one rule", kTarget, RunFaultRemove);
   remove->add_option("ID", a->rule_id, "the rule's id (see fault list)")->required();
