@@ -99,6 +99,31 @@ bool Given(const std::vector<CLI::Option*>& options) {
   return std::any_of(options.begin(), options.end(), [](CLI::Option* o) { return o->count() > 0; });
 }
 
+// A number option (text: CLI11's own conversions take "-1" and wrap it).
+uint64_t Number(std::string_view what, const std::string& text, uint64_t min, uint64_t max) {
+  uint64_t v = 0;
+  const Status s = ParseNumber(what, text, min, max, &v);
+  if (!s.ok()) Fail(s.message(), 2);
+  return v;
+}
+
+// --format of export and import, checked.
+ListFormat TakeFormat(const Args& a) {
+  const std::optional<ListFormat> format = ParseListFormat(a.format);
+  if (!format) Fail("--format '" + a.format + "' is not badblocks, ddrescue, md or json", 2);
+  return *format;
+}
+
+// --block-size of export and import, checked (0: not given).
+uint64_t TakeBlockSize(const Args& a, ListFormat format) {
+  if (!Given(a.block_size_options)) return 0;
+  if (format != ListFormat::kBadblocks) Fail("--block-size is for --format badblocks", 2);
+  const uint64_t block_size = Number("--block-size", a.block_size, 512, 1 << 20);
+  const Status s = CheckBlockSize(block_size);
+  if (!s.ok()) Fail(s.message(), 2);
+  return block_size;
+}
+
 // --statuses of import and fault import, checked.
 void TakeStatuses(const Args& a, ImportOptions* io) {
   if (!Given(a.statuses_options)) return;
@@ -122,13 +147,6 @@ std::vector<SectorRun> ReadList(const Args& a, SetControl* set, ListFormat forma
   return runs;
 }
 
-// A number option (text: CLI11's own conversions take "-1" and wrap it).
-uint64_t Number(std::string_view what, const std::string& text, uint64_t min, uint64_t max) {
-  uint64_t v = 0;
-  const Status s = ParseNumber(what, text, min, max, &v);
-  if (!s.ok()) Fail(s.message(), 2);
-  return v;
-}
 
 uint64_t ParseSector(const std::string& s) {
   auto r = ParseSectorRange(s);
@@ -280,15 +298,9 @@ int RunMetrics(const Args& a) {
 }
 
 int RunExport(const Args& a) {
-  const std::optional<ListFormat> format = ParseListFormat(a.format);
-  if (!format) Fail("--format '" + a.format + "' is not badblocks, ddrescue, md or json", 2);
+  const ListFormat format = TakeFormat(a);
   ExportOptions eo;
-  if (Given(a.block_size_options)) {
-    if (*format != ListFormat::kBadblocks) Fail("--block-size is for --format badblocks", 2);
-    eo.block_size = Number("--block-size", a.block_size, 512, 1 << 20);
-    const Status bs = CheckBlockSize(eo.block_size);
-    if (!bs.ok()) Fail(bs.message(), 2);
-  }
+  eo.block_size = TakeBlockSize(a, format);
   const std::unique_ptr<SetControl> set = OpenSet(a);
   SetStatus status;
   Check(set->GetStatus(&status));
@@ -297,7 +309,7 @@ int RunExport(const Args& a) {
   eo.sector_size = status.sector_size;
   eo.size = status.size;
   eo.uuid = status.uuid;
-  std::cout << ExportList(*format, mappings, eo);
+  std::cout << ExportList(format, mappings, eo);
   return 0;
 }
 
@@ -336,19 +348,13 @@ class ImportProgress {
 };
 
 int RunImport(const Args& a) {
-  const std::optional<ListFormat> format = ParseListFormat(a.format);
-  if (!format) Fail("--format '" + a.format + "' is not badblocks, ddrescue, md or json", 2);
+  const ListFormat format = TakeFormat(a);
   ImportOptions io;
-  if (Given(a.block_size_options)) {
-    if (*format != ListFormat::kBadblocks) Fail("--block-size is for --format badblocks", 2);
-    io.block_size = Number("--block-size", a.block_size, 512, 1 << 20);
-    const Status bs = CheckBlockSize(io.block_size);
-    if (!bs.ok()) Fail(bs.message(), 2);
-  }
-  if (Given(a.statuses_options) && *format != ListFormat::kDdrescue) Fail("--statuses is for --format ddrescue", 2);
+  io.block_size = TakeBlockSize(a, format);
+  if (Given(a.statuses_options) && format != ListFormat::kDdrescue) Fail("--statuses is for --format ddrescue", 2);
   TakeStatuses(a, &io);
   const std::unique_ptr<SetControl> set = OpenSet(a);
-  const std::vector<SectorRun> runs = ReadList(a, set.get(), *format, io);
+  const std::vector<SectorRun> runs = ReadList(a, set.get(), format, io);
   uint64_t total = 0, to_remap = 0;
   for (const SectorRun& r : runs) {
     total += r.count;
