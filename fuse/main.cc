@@ -84,7 +84,18 @@ constexpr uint64_t kDefaultCommitMs = 1000, kMaxCommitMs = 3600 * 1000;  // an h
 constexpr uint64_t kMaxScrubEveryHours = 24 * 365, kMaxScrubSlowMs = 60000;
 constexpr uint64_t kDefaultMetricsEvery = 15, kMaxMetricsEvery = 24 * 3600;
 
+// fuse_opt_parse's result; the strings are malloc'd by it and freed here.
 struct Options {
+  Options() = default;
+  Options(const Options&) = delete;
+  Options& operator=(const Options&) = delete;
+  ~Options() {
+    for (char* s : {spare, db, name, log, log_level, threads, commit_ms, scrub_every, scrub_rate, scrub_slow_ms,
+                    metrics, metrics_every}) {
+      std::free(s);
+    }
+  }
+
   char* spare = nullptr;
   char* db = nullptr;
   char* name = nullptr;
@@ -371,12 +382,13 @@ int Main(int argc, char** argv) {
   Startup startup;
   fuse_set_log_func(FuseLog);
   if (fuse_opt_parse(&args, &o, kOptSpec, ProcessOpt) != 0) startup.Fail("bad options (see remapfs --help)");
-  if (o.help) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  if (o.version) {
-    std::printf("remapfs %s (libfuse %s)\n", REMAPFS_VERSION, fuse_pkgversion());
+  if (o.help || o.version) {
+    if (o.help) {
+      std::fputs(kUsage, stdout);
+    } else {
+      std::printf("remapfs %s (libfuse %s)\n", REMAPFS_VERSION, fuse_pkgversion());
+    }
+    fuse_opt_free_args(&args);
     return 0;
   }
   const Plan plan = MakePlan(o, &startup);

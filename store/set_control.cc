@@ -53,7 +53,6 @@ Status ApplyImport(const std::function<Status(SectorChange, uint64_t)>& change,
   return Status::OK();
 }
 
-
 using json = ControlJson;
 
 std::optional<std::string> GetXattr(const std::string& path, const char* name) {
