@@ -84,6 +84,11 @@ struct Engine::Run {
   uint64_t first;  // sector
   uint64_t count;
   uint32_t slot;   // first slot, for kSlot
+  // Where byte `offset` of the image lies on the run's device (MAIN or
+  // SPARE). REQUIRES: not kPending; offset within the run.
+  uint64_t At(uint64_t offset, uint32_t sector_size) const {
+    return kind == kMain ? offset : SlotOffset(slot, sector_size) + (offset - first * sector_size);
+  }
 };
 
 // The runs of one request. Every request takes them, so they live in the
@@ -426,10 +431,7 @@ bool Engine::SpliceRead(uint64_t offset, size_t n, int pipe) {
   RunsFor(offset, n, &list);
   const Run& r = list.runs.front();
   if (list.runs.size() != 1 || r.kind == Run::kPending) return false;
-  const uint64_t ss = sector_size();
-  const Status s = r.kind == Run::kMain
-                       ? main_->SpliceTo(offset, n, pipe)
-                       : spare_->SpliceTo(SlotOffset(r.slot, ss) + (offset - r.first * ss), n, pipe);
+  const Status s = (r.kind == Run::kMain ? main_ : spare_)->SpliceTo(r.At(offset, sector_size()), n, pipe);
   if (!s.ok()) return false;  // Read will meet the same failure and deal with it
   counters_.Add(Counter::kReads);
   counters_.Add(Counter::kBytesRead, n);
@@ -449,7 +451,7 @@ Status Engine::ReadRange(uint64_t offset, size_t n, char* out) {
         s = Status::IOError("sector " + std::to_string(b / ss) + " is pending: unreadable until written", EIO);
         break;
       case Run::kSlot:
-        s = spare_->ReadAt(SlotOffset(r.slot, sector_size()) + (b - r.first * ss), e - b, dst);
+        s = spare_->ReadAt(r.At(b, sector_size()), e - b, dst);
         if (!s.ok()) counters_.Add(Counter::kSpareReadErrors);
         break;
       case Run::kMain:
@@ -593,7 +595,7 @@ bool Engine::StartAsync(bool write, uint64_t offset, size_t n, char* buf, IoDone
   const uint64_t ss = sector_size();
   // A partial sector of a slot is a read-modify-write (WriteSlotRun).
   if (r.kind == Run::kSlot && write && (offset % ss != 0 || n % ss != 0)) return false;
-  const uint64_t at = r.kind == Run::kMain ? offset : SlotOffset(r.slot, ss) + (offset - r.first * ss);
+  const uint64_t at = r.At(offset, sector_size());
   const Backend::Direct d = (r.kind == Run::kMain ? main_ : spare_)->direct();
   if (d.fd < 0 || d.align > AlignedBuffer::kAlign || at % d.align != 0 || n % d.align != 0) return false;
   counters_.Add(write ? Counter::kWrites : Counter::kReads);
@@ -628,7 +630,7 @@ Status Engine::WriteMainSlow(uint64_t begin, uint64_t end, const char* data) {
 Status Engine::WriteSlotRun(const Run& run, uint64_t begin, uint64_t end, const char* data) {
   const uint64_t ss = sector_size();
   if (begin % ss == 0 && end % ss == 0) {
-    Status s = spare_->WriteAt(SlotOffset(run.slot, sector_size()) + (begin - run.first * ss), end - begin, data);
+    Status s = spare_->WriteAt(run.At(begin, sector_size()), end - begin, data);
     if (s.ok() || !s.IsMediaError()) return s;
   }
   std::string merged;

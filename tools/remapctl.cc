@@ -124,7 +124,10 @@ uint64_t TakeBlockSize(const Args& a, ListFormat format) {
   return block_size;
 }
 
-// --statuses of import and fault import, checked.
+// --statuses of import and fault import: its help, and the option checked.
+constexpr const char* kStatusesHelp =
+    "the statuses of bad areas, of - (bad sector), * (non-trimmed) and / (non-scraped) (default -)";
+
 void TakeStatuses(const Args& a, ImportOptions* io) {
   if (!Given(a.statuses_options)) return;
   if (a.statuses.empty() || a.statuses.find_first_not_of("-*/") != std::string::npos) {
@@ -611,9 +614,7 @@ void AddSetVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
                                           "badblocks: the block size the list counts in, a power of two from 512 to "
                                           "1048576 (default: the set's sector size)"));
   }
-  a->statuses_options.push_back(imp->add_option("--statuses", a->statuses,
-                                      "ddrescue: the statuses of bad areas, of - (bad sector), * (non-trimmed) and / "
-                                      "(non-scraped) (default -)"));
+  a->statuses_options.push_back(imp->add_option("--statuses", a->statuses, std::string("ddrescue: ") + kStatusesHelp));
   imp->add_flag("--remap-readable", a->remap_readable,
                 "copy each listed sector that MAIN can still read to a slot instead of making it pending");
   imp->add_flag("--dry-run", a->dry_run, "say what would change, change nothing");
@@ -654,9 +655,7 @@ void AddChangeVerbs(CLI::App* app, Args* a, std::vector<Verb>* verbs) {
                           kTarget, RunFaultImport);
   fimport->add_option("MAPFILE", a->file, "the mapfile")->required();
   a->fault_import_op = fimport->add_option("--op", a->op, "what the rules fail: read, write or both (default read)");
-  a->statuses_options.push_back(fimport->add_option("--statuses", a->statuses,
-                                               "the statuses of bad areas, of - (bad sector), * (non-trimmed) and / "
-                                               "(non-scraped) (default -)"));
+  a->statuses_options.push_back(fimport->add_option("--statuses", a->statuses, kStatusesHelp));
   AddVerb(fault, a, verbs, "list", "the rules", kTargetJson, RunFaultList);
   auto* remove = AddVerb(fault, a, verbs, "remove", "remove one rule", kTarget, RunFaultRemove);
   remove->add_option("ID", a->rule_id, "the rule's id (see fault list)")->required();
